@@ -1,0 +1,1 @@
+//! EPaxos with the RMW base (in progress).

@@ -1,0 +1,1 @@
+//! The multi-region benchmark and the deterministic simulator (in progress).

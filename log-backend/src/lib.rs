@@ -1,0 +1,1 @@
+//! The shared log and Tango objects (in progress).

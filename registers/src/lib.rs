@@ -1,0 +1,1 @@
+//! Gryff shared registers (in progress).

@@ -1,0 +1,1 @@
+//! Cluster-level tests and the linearizability checker (in progress).
