@@ -8,6 +8,8 @@
 //! - [`RocksLog`]: the embedded engine on RocksDB with its own group-commit
 //!   window; [`MemLog`]: the same contract in memory, with `crash()`, for
 //!   the simulator.
+//! - [`tango`]: objects with an `apply` upcall, update/query helpers,
+//!   optimistic transactions, checkpoints and trim (§2-§4).
 
 mod codec;
 mod completion;
@@ -18,6 +20,7 @@ mod error;
 mod memory;
 mod rocks;
 mod subscribe;
+pub mod tango;
 mod types;
 
 pub use completion::{AppendFuture, AppendResult};

@@ -7,3 +7,5 @@ mod contract;
 mod crash;
 mod memory;
 mod rocks;
+mod tango;
+mod tango_prop;
