@@ -35,10 +35,22 @@ pub struct GroupCommitConfig {
     /// than this still goes alone in its own batch.
     pub max_bytes: usize,
     /// Longest time the oldest queued append waits for company before the
-    /// batch is written, in microseconds (default 100). Counted from the
-    /// arrival of that append, so time spent waiting for the previous fsync
-    /// counts too: under load batches go out back to back.
+    /// batch is written, in microseconds. Counted from the arrival of that
+    /// append, so time spent waiting for the previous fsync counts too.
+    ///
+    /// Default 0: the writer takes whatever is queued as soon as it is
+    /// free. Appends that arrive during an fsync form the next batch, so
+    /// batches grow with load without any wait (as in RocksDB's own write
+    /// group, or PostgreSQL with commit_delay = 0); on this project's
+    /// machines a window only added latency (see the crate README).
     pub max_delay_us: u64,
+    /// With a window (`max_delay_us` > 0): close it early once no append
+    /// has arrived for this long, in microseconds, counted from the latest
+    /// arrival or from when the writer became ready, whichever is later.
+    /// Lets a burst (for instance the appenders the previous batch just
+    /// acknowledged) join one batch without waiting out the whole window.
+    /// 0 (default): no early close.
+    pub linger_gap_us: u64,
     /// Capacity of the submission queue, in appends (default 8192). When it
     /// is full, blocking appends wait and async appends stay pending.
     pub queue_capacity: usize,
@@ -76,7 +88,8 @@ impl Default for GroupCommitConfig {
         GroupCommitConfig {
             max_records: 1024,
             max_bytes: 8 << 20,
-            max_delay_us: 100,
+            max_delay_us: 0,
+            linger_gap_us: 0,
             queue_capacity: 8192,
             sync: true,
         }
@@ -127,6 +140,10 @@ impl GroupCommitConfig {
             "group_commit.max_delay_us must be at most one second",
         )?;
         require(
+            self.linger_gap_us <= self.max_delay_us,
+            "group_commit.linger_gap_us must be at most max_delay_us",
+        )?;
+        require(
             self.queue_capacity >= self.max_records,
             "group_commit.queue_capacity must be >= max_records",
         )
@@ -134,6 +151,10 @@ impl GroupCommitConfig {
 
     pub fn max_delay(&self) -> Duration {
         Duration::from_micros(self.max_delay_us)
+    }
+
+    pub fn linger_gap(&self) -> Duration {
+        Duration::from_micros(self.linger_gap_us)
     }
 }
 

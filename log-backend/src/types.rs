@@ -118,6 +118,8 @@ pub struct LogStats {
     pub deduplicated: u64,
     /// The largest number of entries in one batch.
     pub max_batch_records: u64,
+    /// Time spent inside synced batch writes (RocksDB write + fsync), µs.
+    pub write_micros: u64,
 }
 
 impl LogStats {

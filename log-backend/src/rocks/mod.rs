@@ -36,14 +36,15 @@ struct Inner {
     config: LogConfig,
     queue: Arc<Queue>,
     shared: Arc<Shared>,
-    writer: Mutex<Option<JoinHandle<()>>>,
+    /// The writer and completer threads, joined in that order on drop.
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         // Queued appends are still written; then the thread exits.
         self.queue.close();
-        if let Some(h) = self.writer.lock().take() {
+        for h in self.threads.lock().drain(..) {
             let _ = h.join();
         }
     }
@@ -118,24 +119,48 @@ impl RocksLog {
             stats: Mutex::new(LogStats::default()),
             watch: TailWatch::new(Position(tail)),
         });
+        // A few batches of slack between writer and completer; beyond it
+        // the writer waits, which bounds the results in flight.
+        let (done, done_rx) = std::sync::mpsc::sync_channel(4);
         let w = Writer {
             db: db.clone(),
             queue: queue.clone(),
             shared: shared.clone(),
             sync: config.group_commit.sync,
             next: tail,
+            done,
         };
-        let handle = std::thread::Builder::new()
-            .name("log-group-commit".into())
-            .spawn(move || w.run())
-            .map_err(|e| LogError::Engine(format!("cannot start the writer thread: {e}")))?;
+        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(f)
+                .map_err(|e| LogError::Engine(format!("cannot start thread {name}: {e}")))
+        };
+        let completer = spawn(
+            "log-completer",
+            Box::new(move || writer::run_completer(done_rx)),
+        )?;
+        let writer = match spawn(
+            "log-group-commit",
+            Box::new(move || {
+                writer::precise_timers();
+                w.run()
+            }),
+        ) {
+            Ok(h) => h,
+            Err(e) => {
+                // Dropping the writer closure hung up; the completer exits.
+                let _ = completer.join();
+                return Err(e);
+            }
+        };
         Ok(RocksLog {
             inner: Arc::new(Inner {
                 db,
                 config,
                 queue,
                 shared,
-                writer: Mutex::new(Some(handle)),
+                threads: Mutex::new(vec![writer, completer]),
             }),
         })
     }

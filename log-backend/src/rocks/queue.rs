@@ -61,6 +61,8 @@ struct Inner {
     /// Queued appends (control ops are not counted against the capacity).
     appends: usize,
     controls: usize,
+    /// When the latest append was submitted.
+    last_arrival: Instant,
     closed: bool,
     writer: WriterState,
     room_wakers: Vec<Waker>,
@@ -81,6 +83,7 @@ impl Queue {
                 bytes: 0,
                 appends: 0,
                 controls: 0,
+                last_arrival: Instant::now(),
                 closed: false,
                 writer: WriterState::Busy,
                 room_wakers: Vec::new(),
@@ -100,6 +103,7 @@ impl Queue {
             Op::Append(a) => {
                 inner.appends += 1;
                 inner.bytes += a.payload_len;
+                inner.last_arrival = a.enqueued;
             }
             _ => inner.controls += 1,
         }
@@ -163,6 +167,7 @@ impl Queue {
     /// A batch is either appends only (up to the record and byte bounds) or
     /// a single control op.
     pub(crate) fn next_batch(&self, out: &mut Vec<Op>) -> bool {
+        let ready_at = Instant::now();
         let mut inner = self.inner.lock();
         loop {
             let Some(front) = inner.ops.front() else {
@@ -173,8 +178,18 @@ impl Queue {
                 self.work.wait(&mut inner);
                 continue;
             };
+            // Wait for company up to max_delay after the oldest append;
+            // with a linger gap, close early once arrivals pause.
             let deadline = match front {
-                Op::Append(a) => a.enqueued + self.config.max_delay(),
+                Op::Append(a) => {
+                    let hard = a.enqueued + self.config.max_delay();
+                    if self.config.linger_gap_us == 0 {
+                        hard
+                    } else {
+                        let soft = inner.last_arrival.max(ready_at) + self.config.linger_gap();
+                        hard.min(soft)
+                    }
+                }
                 _ => Instant::now(),
             };
             let full = inner.controls > 0

@@ -117,3 +117,40 @@ fn invalid_config_is_refused() {
         Err(LogError::InvalidConfig(_))
     ));
 }
+
+#[test]
+fn the_window_gathers_a_batch_and_a_gap_closes_it_early() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = LogConfig::default();
+    config.group_commit.max_delay_us = 200_000;
+    let log = RocksLog::open(dir.path(), config.clone()).unwrap();
+    let id = |s| AppendId::new(ClientId(1), s);
+    // Ten appends submitted over ~20 ms all wait for the window: one batch.
+    let futures: Vec<_> = (1..=10)
+        .map(|s| {
+            std::thread::sleep(Duration::from_millis(2));
+            log.append_async(&[StreamId(1)], b"x", id(s))
+        })
+        .collect();
+    for f in futures {
+        f.wait().unwrap();
+    }
+    let st = log.stats();
+    assert_eq!((st.batches, st.max_batch_records), (1, 10));
+    drop(log);
+
+    // With a linger gap, a pause in arrivals closes the window long before
+    // max_delay.
+    config.group_commit.max_delay_us = 1_000_000;
+    config.group_commit.linger_gap_us = 5_000;
+    let log = RocksLog::open(dir.path(), config).unwrap();
+    let started = Instant::now();
+    log.append(&[StreamId(1)], b"y", id(11)).unwrap();
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(5), "lingered {took:?}");
+    assert!(
+        took < Duration::from_millis(500),
+        "waited out the window: {took:?}"
+    );
+}

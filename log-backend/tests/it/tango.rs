@@ -223,10 +223,27 @@ fn abandoned_transaction_is_aborted_by_a_later_decision_record() {
     assert_eq!(partial.decision(commit), Some(false));
     assert_eq!(partial.stats().decisions_appended, 1);
 
+    // The committer comes back late and appends its own (commit) decision.
+    let late = Record::Decision {
+        commit,
+        committed: true,
+    };
+    log.append(
+        &[A.stream(), C.stream()],
+        &late.encode(),
+        AppendId::new(ClientId(99), 2),
+    )
+    .unwrap();
+
     // The full view could validate it, but the first decision wins.
     assert_eq!(fc.get(b"ledger").unwrap(), None);
     assert_eq!(full.decision(commit), Some(false));
     assert_eq!(fc.snapshot().unwrap(), pc.snapshot().unwrap());
+    // So does a view built later from the whole log.
+    let late_view = rt(&log, 3);
+    let lc = TangoMap::open(&late_view, C).unwrap();
+    assert_eq!(lc.get(b"ledger").unwrap(), None);
+    assert_eq!(late_view.decision(commit), Some(false));
 }
 
 #[test]
