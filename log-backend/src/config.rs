@@ -29,16 +29,18 @@ pub struct LogConfig {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GroupCommitConfig {
-    /// Most appends in one batch (default 1024).
+    /// Most appends in one batch (default 1024). Also the bound on queued
+    /// work: while the open batch is full, blocking appends wait and
+    /// async appends stay pending.
     pub max_records: usize,
     /// Most payload bytes in one batch (default 8 MiB). One entry larger
     /// than this still goes alone in its own batch.
     pub max_bytes: usize,
-    /// Longest time the oldest queued append waits for company before the
+    /// Longest time the oldest open-batch append waits for company before the
     /// batch is written, in microseconds. Counted from the arrival of that
     /// append, so time spent waiting for the previous fsync counts too.
     ///
-    /// Default 0: the writer takes whatever is queued as soon as it is
+    /// Default 0: the writer takes the open batch as soon as it is
     /// free. Appends that arrive during an fsync form the next batch, so
     /// batches grow with load without any wait (as in RocksDB's own write
     /// group, or PostgreSQL with commit_delay = 0); on this project's
@@ -51,9 +53,6 @@ pub struct GroupCommitConfig {
     /// acknowledged) join one batch without waiting out the whole window.
     /// 0 (default): no early close.
     pub linger_gap_us: u64,
-    /// Capacity of the submission queue, in appends (default 8192). When it
-    /// is full, blocking appends wait and async appends stay pending.
-    pub queue_capacity: usize,
     /// fsync every batch (default true). False is only for tests that do
     /// not care about durability; acknowledgements then mean "written".
     pub sync: bool,
@@ -90,7 +89,6 @@ impl Default for GroupCommitConfig {
             max_bytes: 8 << 20,
             max_delay_us: 0,
             linger_gap_us: 0,
-            queue_capacity: 8192,
             sync: true,
         }
     }
@@ -142,10 +140,6 @@ impl GroupCommitConfig {
         require(
             self.linger_gap_us <= self.max_delay_us,
             "group_commit.linger_gap_us must be at most max_delay_us",
-        )?;
-        require(
-            self.queue_capacity >= self.max_records,
-            "group_commit.queue_capacity must be >= max_records",
         )
     }
 

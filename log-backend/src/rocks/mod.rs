@@ -3,8 +3,8 @@
 //! through one group-commit thread (`writer`) that writes one synced
 //! WriteBatch per group; reads go straight to RocksDB from any thread.
 
+mod batcher;
 mod keys;
-mod queue;
 mod writer;
 
 use std::path::Path;
@@ -19,8 +19,8 @@ use rocksdb::{
     WriteBatch, WriteOptions, compaction_filter::Decision,
 };
 
+use self::batcher::{AppendOp, Batcher, Op, QueuedSubmit};
 use self::keys::{CF_DEDUP, CF_ENTRIES, CF_META, CF_STREAMS};
-use self::queue::{AppendOp, Op, Queue, QueuedSubmit};
 use self::writer::{Shared, Writer};
 use crate::codec;
 use crate::completion::{AppendFuture, Completion};
@@ -34,7 +34,7 @@ use crate::types::{AppendId, ClientId, Entry, LogStats, Position, StreamId, Tail
 struct Inner {
     db: Arc<DB>,
     config: LogConfig,
-    queue: Arc<Queue>,
+    batcher: Arc<Batcher>,
     shared: Arc<Shared>,
     /// The writer and completer threads, joined in that order on drop.
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -43,7 +43,7 @@ struct Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         // Queued appends are still written; then the thread exits.
-        self.queue.close();
+        self.batcher.close();
         for h in self.threads.lock().drain(..) {
             let _ = h.join();
         }
@@ -109,25 +109,29 @@ impl RocksLog {
         trim.store(trim_point, Ordering::Release);
         check_tail_consistent(&db, tail, trim_point)?;
         let dedup = load_dedup(&db, &config)?;
-        let queue = Queue::new(config.group_commit.clone());
         let shared = Arc::new(Shared {
             durable_tail: AtomicU64::new(tail),
             trim_point: trim,
             sealed: AtomicBool::new(sealed),
-            poisoned: Mutex::new(None),
-            dedup: Mutex::new(dedup),
             stats: Mutex::new(LogStats::default()),
             watch: TailWatch::new(Position(tail)),
         });
+        let batcher = Batcher::new(
+            db.clone(),
+            shared.clone(),
+            config.group_commit.clone(),
+            tail,
+            sealed,
+            dedup,
+        );
         // A few batches of slack between writer and completer; beyond it
         // the writer waits, which bounds the results in flight.
         let (done, done_rx) = std::sync::mpsc::sync_channel(4);
         let w = Writer {
             db: db.clone(),
-            queue: queue.clone(),
+            batcher: batcher.clone(),
             shared: shared.clone(),
             sync: config.group_commit.sync,
-            next: tail,
             done,
         };
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
@@ -158,7 +162,7 @@ impl RocksLog {
             inner: Arc::new(Inner {
                 db,
                 config,
-                queue,
+                batcher,
                 shared,
                 threads: Mutex::new(vec![writer, completer]),
             }),
@@ -221,11 +225,11 @@ impl RocksLog {
             Op::Append(a) => a.completion.clone(),
             Op::Seal(c) | Op::Trim(_, c) => c.clone(),
         };
-        match self.inner.queue.try_push(op, None) {
+        match self.inner.batcher.try_push(op, None) {
             Ok(()) => AppendFuture::pending(completion),
             Err(op) => AppendFuture::blocked(
                 Box::new(QueuedSubmit {
-                    queue: self.inner.queue.clone(),
+                    batcher: self.inner.batcher.clone(),
                     op: Some(op),
                 }),
                 completion,
@@ -420,7 +424,7 @@ impl Log for RocksLog {
     }
 
     fn last_seq(&self, client: ClientId) -> Result<Option<u64>, LogError> {
-        Ok(self.inner.shared.dedup.lock().last_seq(client))
+        Ok(self.inner.batcher.last_seq(client))
     }
 
     fn stats(&self) -> LogStats {

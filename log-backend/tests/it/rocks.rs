@@ -38,7 +38,6 @@ fn async_submissions_wait_for_queue_room() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = LogConfig::default();
     config.group_commit.max_records = 4;
-    config.group_commit.queue_capacity = 4;
     let log = RocksLog::open(dir.path(), config).unwrap();
     let futures: Vec<_> = (1..=200u64)
         .map(|s| log.append_async(&[StreamId(1)], b"x", AppendId::new(ClientId(1), s)))
@@ -111,7 +110,7 @@ fn reopen_rejects_a_directory_in_use() {
 fn invalid_config_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = LogConfig::default();
-    config.group_commit.queue_capacity = 1;
+    config.group_commit.max_records = 0;
     assert!(matches!(
         RocksLog::open(dir.path(), config),
         Err(LogError::InvalidConfig(_))
