@@ -10,10 +10,18 @@ use serde::{Deserialize, Serialize};
 /// One client operation on one key.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ClientRequest {
-    Get { key: Key },
+    Get {
+        key: Key,
+    },
     /// `value: None` deletes the key (a write of "absent").
-    Put { key: Key, value: Option<Value> },
-    Rmw { key: Key, op: RmwOp },
+    Put {
+        key: Key,
+        value: Option<Value>,
+    },
+    Rmw {
+        key: Key,
+        op: RmwOp,
+    },
 }
 
 impl ClientRequest {

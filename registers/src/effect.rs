@@ -31,8 +31,12 @@ impl Time {
 ///
 /// Effects are ordered. `Persist` is a barrier: the driver must make it
 /// durable before it performs any `Send` or `Reply` that comes after it in
-/// the same batch (PROTOCOL.md 5: a reply never promises state that a
-/// crash could lose). Sends before the first `Persist` may go at once.
+/// the same batch *or in any later batch of the same machine* (PROTOCOL.md
+/// 5: a reply never promises state that a crash could lose). Later batches
+/// matter because a handler that finds the state already in memory (a
+/// duplicate Write2, a Read1 that changes nothing) replies without a new
+/// `Persist`, relying on the earlier one. Sends before the first pending
+/// `Persist` may go at once; group commit keeps the barrier cheap.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Effect<M, P, R, T> {
     /// Send a message to a peer replica.
