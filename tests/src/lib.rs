@@ -1,1 +1,4 @@
-//! Cluster-level tests and the linearizability checker (in progress).
+//! Cluster-level tests and the tools they share: the linearizability
+//! checker for client histories.
+
+pub mod linearizability;

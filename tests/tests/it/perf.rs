@@ -1,0 +1,51 @@
+//! Larger histories: the checker must finish within its bounds and accept.
+//! No timing assertions (shared CI machines); the times are printed.
+
+use crate::support::*;
+use std::time::Instant;
+use tests::linearizability::{CheckConfig, check};
+
+fn run(name: &str, seed: u64, cfg: &GenConfig) {
+    let mut rng = Rng::new(seed);
+    let h = linearizable_history(&mut rng, cfg);
+    let started = Instant::now();
+    let report = check(&h, &CheckConfig::default()).expect("well formed");
+    eprintln!(
+        "{name}: {} ops, {} keys, {} states, {:?}",
+        report.operations,
+        report.keys,
+        report.states_explored,
+        started.elapsed()
+    );
+    if let Some(v) = report.violation() {
+        panic!("{name}: unexpected violation\n{v}");
+    }
+    assert!(report.is_linearizable(), "{name}: {:?}", report.verdict);
+}
+
+#[test]
+fn twenty_thousand_ops_twenty_clients() {
+    let cfg = GenConfig {
+        clients: 20,
+        ops: 20_000,
+        keys: 20,
+        hot_share: 0.25,
+        rmw_share: 0.05,
+        ..GenConfig::default()
+    };
+    run("20k/20 clients", 42, &cfg);
+}
+
+#[test]
+fn hot_key_with_eighty_clients() {
+    let cfg = GenConfig {
+        clients: 80,
+        ops: 20_000,
+        keys: 200,
+        hot_share: 0.25,
+        read_share: 0.495,
+        rmw_share: 0.01,
+        ..GenConfig::default()
+    };
+    run("hot key/80 clients", 43, &cfg);
+}
