@@ -5,6 +5,7 @@
 pub mod checks;
 pub mod config;
 pub mod engine;
+pub mod gryff;
 pub mod history;
 pub mod network;
 pub mod protocol;
@@ -13,6 +14,7 @@ pub mod report;
 pub use checks::check_convergence;
 pub use config::{Faults, SimConfig};
 pub use engine::{SimOutcome, Simulation};
+pub use gryff::{GryffNode, GryffSimConfig};
 pub use history::HistoryOp;
 pub use protocol::{NodeSetup, ReplicaSnapshot, SimEffect, SimProtocol};
 #[cfg(test)]
