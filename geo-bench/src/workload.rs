@@ -22,7 +22,7 @@ pub struct Workload {
 /// A workload spec that makes no sense.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum WorkloadError {
-    #[error("unknown workload {0:?}; known: lat-a, lat-b, tput, vary-<write%>")]
+    #[error("unknown workload {0:?}; known: lat-a, lat-b, tail, tput, vary-<write%>, rmw-heavy")]
     Unknown(String),
     #[error("workload {name}: writes + reads + rmws = {sum}%, must be 100%")]
     BadMix { name: String, sum: f64 },
@@ -42,6 +42,9 @@ impl Workload {
             "lat-a" | "tput" => (49.5, 49.5, 1.0, 25.0),
             "lat-b" => (4.5, 94.5, 1.0, 10.0),
             "tail" => (0.9, 99.0, 0.1, 25.0),
+            // Not from the paper: a third RMWs, to stress the EPaxos path
+            // and its interplay with writes in the simulation sweeps.
+            "rmw-heavy" => (33.0, 34.0, 33.0, 50.0),
             other => match other
                 .strip_prefix("vary-")
                 .and_then(|w| w.parse::<f64>().ok())
