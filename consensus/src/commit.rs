@@ -6,7 +6,7 @@
 use crate::instance::{Attrs, InstanceId, Status};
 use crate::machine::Epaxos;
 use crate::messages::{EpaxosEffect, EpaxosMsg};
-use registers::{RegisterStore, Time};
+use registers::{RegisterStore, ReplicaId, Time};
 
 impl Epaxos {
     /// The leader (original or recovering) learned that `attrs` is chosen.
@@ -25,7 +25,7 @@ impl Epaxos {
         } else {
             self.stats.slow_commits += 1;
         }
-        if !self.commit_locally(id, attrs.clone(), out) {
+        if !self.commit_locally(now, id, attrs.clone(), out) {
             return;
         }
         // Effects are ordered and Persist is a barrier: the Commit sends
@@ -35,18 +35,29 @@ impl Epaxos {
         self.try_execute(now, store, out);
     }
 
-    /// A peer tells us the chosen value.
+    /// A peer tells us the chosen value. A Commit from the instance's
+    /// leader for an instance already executed here is the leader asking
+    /// again for our Executed notice (the first one may have been lost).
     pub(crate) fn handle_commit(
         &mut self,
         now: Time,
+        from: ReplicaId,
         id: InstanceId,
         attrs: Attrs,
         store: &mut RegisterStore,
         out: &mut Vec<EpaxosEffect>,
     ) {
         self.leading.remove(&id);
-        if self.commit_locally(id, attrs, out) {
+        if self.commit_locally(now, id, attrs, out) {
             self.try_execute(now, store, out);
+            return;
+        }
+        let executed_rmw = self
+            .instances
+            .get(&id)
+            .is_some_and(|i| i.executed && i.key().is_some());
+        if executed_rmw && from == id.replica {
+            self.send(from, EpaxosMsg::Executed { inst: id }, out);
         }
     }
 
@@ -55,6 +66,7 @@ impl Epaxos {
     /// value for an already committed instance is counted.
     pub(crate) fn commit_locally(
         &mut self,
+        now: Time,
         id: InstanceId,
         attrs: Attrs,
         out: &mut Vec<EpaxosEffect>,
@@ -75,6 +87,9 @@ impl Epaxos {
         }
         self.recovery_armed.remove(&id);
         self.persist_instance(id, out);
+        if self.awaiting.contains_key(&id) {
+            self.arm_reply_retry(now, id, out);
+        }
         true
     }
 }

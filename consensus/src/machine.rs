@@ -201,7 +201,9 @@ impl Epaxos {
             EpaxosMsg::AcceptOk { inst, ballot } => {
                 self.handle_accept_ok(now, from, inst, ballot, store, out)
             }
-            EpaxosMsg::Commit { inst, attrs } => self.handle_commit(now, inst, attrs, store, out),
+            EpaxosMsg::Commit { inst, attrs } => {
+                self.handle_commit(now, from, inst, attrs, store, out)
+            }
             EpaxosMsg::Prepare { inst, ballot } => {
                 self.handle_prepare(now, from, inst, ballot, out)
             }
@@ -233,6 +235,7 @@ impl Epaxos {
                 self.handle_phase_timeout(now, inst, ballot, store, out)
             }
             EpaxosTimer::Recover { inst } => self.handle_recover_timeout(now, inst, store, out),
+            EpaxosTimer::Reply { inst } => self.handle_reply_timeout(now, inst, out),
         }
     }
 

@@ -174,6 +174,9 @@ pub enum EpaxosTimer {
     Phase { inst: InstanceId, ballot: Ballot },
     /// The instance may still be uncommitted here: recover it if so.
     Recover { inst: InstanceId },
+    /// A committed instance whose client still waits for a majority of
+    /// Executed notices: ask the silent replicas again.
+    Reply { inst: InstanceId },
 }
 
 /// The effects of the EPaxos machine.

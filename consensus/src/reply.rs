@@ -5,8 +5,8 @@
 
 use crate::instance::InstanceId;
 use crate::machine::Epaxos;
-use crate::messages::{EpaxosEffect, EpaxosReply};
-use registers::{Effect, Key, OpId, ReplicaId, RmwOp};
+use crate::messages::{EpaxosEffect, EpaxosMsg, EpaxosReply, EpaxosTimer};
+use registers::{Effect, Key, OpId, ReplicaId, RmwOp, Time};
 use std::collections::BTreeSet;
 
 /// A client RMW this replica proposed and has not answered yet.
@@ -18,6 +18,8 @@ pub(crate) struct Awaiting {
     pub executed_by: BTreeSet<ReplicaId>,
     /// Set by the local execution (every replica computes the same).
     pub reply: Option<EpaxosReply>,
+    /// Times the silent replicas were asked again.
+    pub retries: u32,
 }
 
 impl Awaiting {
@@ -28,6 +30,7 @@ impl Awaiting {
             rmw,
             executed_by: BTreeSet::new(),
             reply: None,
+            retries: 0,
         }
     }
 }
@@ -62,6 +65,57 @@ impl Epaxos {
             a.reply = Some(reply);
             self.maybe_reply(id, out);
         }
+    }
+
+    /// Notices can be lost: while the client waits, the leader re-sends
+    /// the Commit to the replicas it has not heard from (a replica that
+    /// already executed answers with its notice again). The period starts
+    /// at `phase_timeout_us` and doubles up to `recovery_timeout_us`; at
+    /// most one such timer per waiting client op is outstanding.
+    pub(crate) fn arm_reply_retry(&self, now: Time, id: InstanceId, out: &mut Vec<EpaxosEffect>) {
+        let Some(a) = self.awaiting.get(&id) else {
+            return;
+        };
+        let wait = self
+            .cfg
+            .phase_timeout_us
+            .saturating_mul(1u64 << a.retries.min(20))
+            .min(self.cfg.recovery_timeout_us.max(self.cfg.phase_timeout_us));
+        out.push(Effect::SetTimer {
+            at: now.plus_micros(wait),
+            timer: EpaxosTimer::Reply { inst: id },
+        });
+    }
+
+    pub(crate) fn handle_reply_timeout(
+        &mut self,
+        now: Time,
+        id: InstanceId,
+        out: &mut Vec<EpaxosEffect>,
+    ) {
+        let Some(attrs) = self.committed(id).cloned() else {
+            return;
+        };
+        let Some(a) = self.awaiting.get_mut(&id) else {
+            return;
+        };
+        a.retries = a.retries.saturating_add(1);
+        let silent: Vec<ReplicaId> = self
+            .cfg
+            .peers()
+            .filter(|p| !a.executed_by.contains(p))
+            .collect();
+        for to in silent {
+            self.send(
+                to,
+                EpaxosMsg::Commit {
+                    inst: id,
+                    attrs: attrs.clone(),
+                },
+                out,
+            );
+        }
+        self.arm_reply_retry(now, id, out);
     }
 
     fn maybe_reply(&mut self, id: InstanceId, out: &mut Vec<EpaxosEffect>) {

@@ -464,8 +464,13 @@ fn fast_path_persists_the_commit_then_broadcasts_then_executes_then_replies_afte
         out,
         vec![
             record(id(0, 0), init(0), init(0), Status::Committed, &a, false),
+            // Asks the silent replicas again if their notices get lost.
+            Effect::SetTimer {
+                at: Time(PHASE_US),
+                timer: EpaxosTimer::Reply { inst: id(0, 0) }
+            },
             send(1, commit.clone()),
-            send(2, commit),
+            send(2, commit.clone()),
             Effect::Persist(EpaxosPersist::Executed(ExecutionRecord {
                 inst: id(0, 0),
                 result: ExecResult::Applied {
@@ -483,6 +488,25 @@ fn fast_path_persists_the_commit_then_broadcasts_then_executes_then_replies_afte
     );
     assert_eq!(m.stats().fast_commits, 1);
     // Only the leader executed so far: no reply until a second replica.
+    // The notices are late: the retry re-sends the Commit, doubling its wait.
+    let mut out = Vec::new();
+    m.handle_timer(
+        Time(PHASE_US),
+        EpaxosTimer::Reply { inst: id(0, 0) },
+        &mut store,
+        &mut out,
+    );
+    assert_eq!(
+        out,
+        vec![
+            send(1, commit.clone()),
+            send(2, commit.clone()),
+            Effect::SetTimer {
+                at: Time(3 * PHASE_US),
+                timer: EpaxosTimer::Reply { inst: id(0, 0) }
+            },
+        ]
+    );
     let out = deliver(
         &mut m,
         &mut store,
@@ -809,4 +833,23 @@ fn recovery_rule_keeps_whatever_may_have_been_chosen() {
         choose(inst, &q(&[(1, &empty), (2, &empty)])),
         Decision::Noop
     );
+}
+
+#[test]
+fn a_repeated_commit_from_the_leader_of_an_executed_instance_gets_the_notice_again() {
+    let (mut m, mut store) = machine(1, 3);
+    let a = attrs(1, 1, &[], Register::default());
+    let commit = EpaxosMsg::Commit {
+        inst: id(0, 0),
+        attrs: a,
+    };
+    let first = deliver(&mut m, &mut store, 0, commit.clone());
+    assert_eq!(
+        first.last(),
+        Some(&send(0, EpaxosMsg::Executed { inst: id(0, 0) }))
+    );
+    let again = deliver(&mut m, &mut store, 0, commit.clone());
+    assert_eq!(again, vec![send(0, EpaxosMsg::Executed { inst: id(0, 0) })]);
+    // The same Commit relayed by another replica asks for nothing.
+    assert!(deliver(&mut m, &mut store, 2, commit).is_empty());
 }

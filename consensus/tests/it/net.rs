@@ -179,6 +179,12 @@ impl Cluster {
         let Some(i) = (0..self.timers.len()).min_by_key(|&i| (self.timers[i].0, i)) else {
             return false;
         };
+        self.fire_timer(i);
+        true
+    }
+
+    /// Fires the `i`-th pending timer, advancing time to it if later.
+    pub fn fire_timer(&mut self, i: usize) {
         let (at, r, timer) = self.timers.remove(i);
         self.now = self.now.max(at);
         let now = self.now;
@@ -188,7 +194,6 @@ impl Cluster {
             node.m.handle_timer(now, timer, &mut node.store, &mut out);
             self.absorb(r, out);
         }
-        true
     }
 
     /// Hands `timer` to replica `r` now.
