@@ -48,7 +48,7 @@ impl Default for EpaxosConfig {
 /// A configuration the machine refuses to run with.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum ConfigError {
-    #[error("replica count must be odd and at least 1, got {0}")]
+    #[error("replica count must be odd and between 1 and {max}, got {0}", max = EpaxosConfig::MAX_REPLICAS)]
     BadReplicaCount(u32),
     #[error("replica id {id} out of range for {n} replicas")]
     ReplicaOutOfRange { id: u32, n: u32 },
@@ -57,6 +57,9 @@ pub enum ConfigError {
 }
 
 impl EpaxosConfig {
+    /// Far above any geo deployment; keeps replica arithmetic trivially safe.
+    pub const MAX_REPLICAS: u32 = 255;
+
     /// A default configuration for replica `me` of `n`.
     pub fn new(me: ReplicaId, n: u32) -> EpaxosConfig {
         EpaxosConfig {
@@ -68,7 +71,7 @@ impl EpaxosConfig {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         let n = self.replicas;
-        if n == 0 || n.is_multiple_of(2) {
+        if n == 0 || n.is_multiple_of(2) || n > Self::MAX_REPLICAS {
             return Err(ConfigError::BadReplicaCount(n));
         }
         if self.replica.0 >= n {

@@ -308,7 +308,11 @@ impl Epaxos {
         let mut reproposals = Vec::new();
         for mut scc in sccs {
             scc.sort_by_key(|id| {
-                let seq = self.instances[id].attrs.as_ref().map_or(0, |a| a.seq);
+                let seq = self
+                    .instances
+                    .get(id)
+                    .and_then(|i| i.attrs.as_ref())
+                    .map_or(0, |a| a.seq);
                 (seq, id.replica, id.slot)
             });
             for id in scc {

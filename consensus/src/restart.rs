@@ -3,14 +3,15 @@
 //! execution records (`last_rmw`, the register, the dedup entry) — and
 //! then rejoins: every instance it knows but has not seen committed gets
 //! the bounded wait that leads to recovery (which also fetches commits
-//! it missed), and committed instances not yet executed are executed.
+//! it missed), its own commits not yet executed are broadcast again, and
+//! committed instances not yet executed are executed.
 //! In-memory leadership and pending client replies are lost; clients
 //! retry, and retries are deduplicated at execution.
 
 use crate::config::{ConfigError, EpaxosConfig};
 use crate::instance::{InstanceId, Status};
 use crate::machine::Epaxos;
-use crate::messages::{EpaxosEffect, EpaxosPersist};
+use crate::messages::{EpaxosEffect, EpaxosMsg, EpaxosPersist};
 use registers::{RegisterStore, Time};
 
 impl Epaxos {
@@ -36,6 +37,20 @@ impl Epaxos {
             .collect();
         for id in unfinished {
             m.arm_recovery(now, id, out);
+        }
+        // Our own commits may have died with us before their broadcast:
+        // send them again before executing them (PROTOCOL.md 7).
+        let own: Vec<InstanceId> = m
+            .exec
+            .committed_pending
+            .iter()
+            .filter(|id| id.replica == m.cfg.replica)
+            .copied()
+            .collect();
+        for id in own {
+            if let Some(attrs) = m.committed(id).cloned() {
+                m.broadcast(&EpaxosMsg::Commit { inst: id, attrs }, out);
+            }
         }
         m.try_execute(now, store, out);
         Ok(m)

@@ -354,3 +354,45 @@ fn an_unknown_instance_recovered_by_a_replica_with_no_info_becomes_a_no_op() {
     );
     c.check();
 }
+
+#[test]
+fn a_leader_that_crashed_between_its_commit_and_its_broadcast_sends_the_commit_after_restart() {
+    let mut c = Cluster::new(3);
+    c.propose(0, op(1, 1), "k", fadd(1));
+    assert!(c.deliver_where(|m| is_to(m, 1)));
+    c.drop_where(|m| is_to(m, 2));
+    assert!(c.deliver_where(|m| is_to(m, 0)));
+    // The fast-path commit is durable at 0; the crash loses its broadcast
+    // and the execution record that followed it.
+    c.crash(0);
+    let node = &mut c.nodes[0];
+    let executed_at = node
+        .persisted
+        .iter()
+        .position(|p| matches!(p, consensus::EpaxosPersist::Executed(_)))
+        .expect("leader executed");
+    node.persisted.truncate(executed_at);
+    node.executions.clear();
+    c.restart(0);
+    assert!(
+        c.net
+            .iter()
+            .filter(|m| matches!(m.msg, EpaxosMsg::Commit { .. }))
+            .count()
+            == 2
+    );
+    c.run(10_000);
+    c.check();
+    for r in 0..3 {
+        assert_eq!(c.executed_ids(r), vec![id(0, 0)]);
+        assert_eq!(c.value(r, "k").value, int(1));
+    }
+    // Nobody needed to recover: the re-sent commit arrived first.
+    assert_eq!(
+        c.nodes
+            .iter()
+            .map(|n| n.m.stats().recoveries_started)
+            .sum::<u64>(),
+        0
+    );
+}

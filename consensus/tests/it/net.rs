@@ -218,6 +218,29 @@ impl Cluster {
         panic!("no quiescence after {max_steps} steps");
     }
 
+    /// Delivers the `i`-th message and crashes its receiver while the
+    /// driver carries out the resulting effects: only the first `cut`
+    /// (mod the number) of that batch's records became durable; nothing
+    /// after them was sent. Returns the crashed replica.
+    pub fn deliver_and_crash(&mut self, i: usize, cut: usize) -> Option<u32> {
+        let to = self.net.get(i)?.to.0;
+        let before = self.nodes[to as usize].persisted.len();
+        self.deliver(i);
+        let node = &mut self.nodes[to as usize];
+        let added = node.persisted.len() - before;
+        node.persisted.truncate(before + cut % (added + 1));
+        node.executions = node
+            .persisted
+            .iter()
+            .filter_map(|p| match p {
+                EpaxosPersist::Executed(x) => Some(x.clone()),
+                EpaxosPersist::Instance(_) => None,
+            })
+            .collect();
+        self.crash(to);
+        Some(to)
+    }
+
     pub fn crash(&mut self, r: u32) {
         self.nodes[r as usize].up = false;
         self.net.retain(|m| m.to.0 != r && m.from.0 != r);

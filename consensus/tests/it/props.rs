@@ -35,6 +35,12 @@ enum Action {
         mask: u8,
     },
     Crash(u8),
+    /// A message is delivered and its receiver crashes halfway through
+    /// making the resulting records durable.
+    DeliverAndCrash {
+        i: u16,
+        cut: u8,
+    },
     Restart(u8),
 }
 
@@ -50,7 +56,8 @@ fn action() -> impl Strategy<Value = Action> {
         2 => any::<u16>().prop_map(Action::TimerAny),
         2 => (0..2u8, any::<u8>()).prop_map(|(key, mask)| Action::Write { key, mask }),
         1 => any::<u8>().prop_map(Action::Crash),
-        1 => any::<u8>().prop_map(Action::Restart),
+        1 => (any::<u16>(), any::<u8>()).prop_map(|(i, cut)| Action::DeliverAndCrash { i, cut }),
+        2 => any::<u8>().prop_map(Action::Restart),
     ]
 }
 
@@ -137,6 +144,17 @@ fn run_scenario(n: u32, actions: Vec<Action>) {
                 if c.nodes[r as usize].up && down < f {
                     c.crash(r);
                     crashes[r as usize] += 1;
+                }
+            }
+            Action::DeliverAndCrash { i, cut } if !c.net.is_empty() => {
+                let i = i as usize % c.net.len();
+                let to = c.net[i].to.0;
+                let down = c.nodes.iter().filter(|x| !x.up).count();
+                if down < f {
+                    c.deliver_and_crash(i, cut as usize);
+                    crashes[to as usize] += 1;
+                } else {
+                    c.deliver(i);
                 }
             }
             Action::Restart(r) => {
