@@ -64,6 +64,22 @@
 //! until every slot of `r` up to `s` is known here (unknown slots are
 //! recovered after the bounded wait).
 //!
+//! # Client replies and retries
+//! The original leader answers (observed old value, outcome, carstamp)
+//! once a majority, itself included, durably executed the instance; peers
+//! send `Executed` notices, and while the client waits the leader re-sends
+//! the Commit to silent replicas (an executed replica answers with its
+//! notice again). A retried `(client, request)` still in flight here is
+//! absorbed; elsewhere it is proposed again and deduplicated at execution
+//! (per key, see [`execute`]). If recovery turns the leader's own instance
+//! into a no-op, the leader proposes the op again.
+//!
+//! # Limits
+//! Instances are never garbage-collected (memory grows with the number of
+//! RMWs; a checkpoint/trim protocol is future work); PreAccept and Accept
+//! go to every peer (no thrifty variant); the dedup table keeps
+//! `dedup_clients_per_key` clients per key.
+//!
 //! # Durability (PROTOCOL.md 5)
 //! PreAcceptOk, AcceptOk and PrepareOk follow a `Persist` of the instance
 //! (attributes, status, accepted and promised ballots); an Executed notice
