@@ -49,6 +49,15 @@ impl Linearized {
         self.hash ^= self.zobrist_keys[op];
     }
 
+    pub(crate) fn contains(&self, op: usize) -> bool {
+        let (words, bit) = if op < self.completed {
+            (&self.done, op)
+        } else {
+            (&self.pending, op - self.completed)
+        };
+        words[bit / 64] & (1 << (bit % 64)) != 0
+    }
+
     /// The compressed window of `done`: its first word index and words.
     fn window(&self) -> (usize, &[u64]) {
         let base = self.done.iter().take_while(|&&w| w == !0).count();

@@ -7,7 +7,7 @@
 use super::CheckConfig;
 use super::history::{Input, Operation, Output};
 use super::model::{KeyModel, StateId};
-use super::search::{self, Limits, Outcome};
+use super::search::{self, Limits, Options, Outcome};
 use super::shrink;
 use registers::{Key, RmwOp, Value};
 use std::collections::HashSet;
@@ -93,14 +93,29 @@ pub(crate) fn explain(
     let (shrunk, minimal) = shrink::shrink(history, relevant, &config.minimize);
 
     let mut model = KeyModel::compile(history, &shrunk);
-    let limits = Limits {
-        max_states: config.max_states_per_key,
-        deadline: config.max_time_per_key.map(|t| Instant::now() + t),
-    };
-    let partial = match search::search(&mut model, limits, true).0 {
-        Outcome::Violation(f) => f.partial,
-        Outcome::Linearizable | Outcome::Unknown => None,
-    };
+    let deadline = config.max_time_per_key.map(|t| Instant::now() + t);
+    // Plain WGL shows the longest prefix whose outputs all check out; if
+    // the shrunk history is still too big for it, the pruned search at
+    // least names a blocking operation.
+    let mut partial = None;
+    for prune in [false, true] {
+        let options = Options {
+            prune,
+            record_partial: true,
+        };
+        let limits = Limits {
+            max_states: if prune {
+                config.max_states_per_key
+            } else {
+                config.minimize.max_states_per_check
+            },
+            deadline,
+        };
+        if let Outcome::Violation(f) = search::search(&mut model, limits, options).0 {
+            partial = f.partial;
+            break;
+        }
+    }
     let position = |model_op: usize| {
         let index = model.ops[model_op].history_index;
         shrunk

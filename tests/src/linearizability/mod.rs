@@ -33,7 +33,7 @@
 //! which they are: nothing with an output follows them. Pending Gets are
 //! removed outright (no output, no effect), and so are pending Puts whose
 //! value nobody observed when the key has no pending RMW (argued in
-//! `model::droppable_pending_puts`); both only shrink the search.
+//! `model::unobserved_puts`); both only shrink the search.
 //!
 //! Times compare strictly: `a` precedes `b` iff `a` returned before `b` was
 //! called, so operations that touch at one instant are concurrent.
@@ -42,6 +42,7 @@ mod cache;
 mod explain;
 mod history;
 mod model;
+mod prune;
 mod search;
 mod shrink;
 
@@ -53,7 +54,7 @@ pub use history::{
 
 use model::KeyModel;
 use registers::Key;
-use search::{Limits, Outcome};
+use search::{Limits, Options, Outcome};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -203,7 +204,7 @@ fn check_key(history: &[Operation], indices: &[usize], config: &CheckConfig) -> 
         max_states: config.max_states_per_key,
         deadline: config.max_time_per_key.map(|t| Instant::now() + t),
     };
-    let (outcome, states) = search::search(&mut model, limits, false);
+    let (outcome, states) = search::search(&mut model, limits, Options::CHECK);
     let verdict = match outcome {
         Outcome::Linearizable => KeyVerdict::Linearizable,
         Outcome::Unknown => KeyVerdict::Unknown,

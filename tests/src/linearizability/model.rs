@@ -45,6 +45,15 @@ impl Values {
     pub(crate) fn get(&self, id: StateId) -> Option<&Value> {
         self.table[id as usize].as_ref()
     }
+
+    pub(crate) fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Whether a fetch-and-add could have produced this value.
+    pub(crate) fn is_integer(&self, id: StateId) -> bool {
+        self.get(id).is_some_and(|v| v.to_i64().is_some())
+    }
 }
 
 /// What an operation does to the state, with its recorded output folded in.
@@ -62,8 +71,9 @@ pub(crate) enum Transition {
     /// applied flag contradicts `apply` on its own observed value).
     Impossible,
     /// An RMW that never returned: legal anywhere, its result computed on
-    /// demand.
-    RmwPending(RmwOp),
+    /// demand. `writes`: the one value it can write (a CAS's new value, a
+    /// put-if-absent's value), `None` for a fetch-and-add (any integer).
+    RmwPending { rmw: RmwOp, writes: Option<StateId> },
 }
 
 /// One operation of a key's history as the search sees it.
@@ -75,6 +85,8 @@ pub(crate) struct KeyOp {
     /// `None`: never returned; the search treats its return as +infinity.
     pub(crate) ret: Option<u64>,
     pub(crate) transition: Transition,
+    /// A completed Put of a value nothing observes (see `unobserved_puts`).
+    pub(crate) dead_write: bool,
 }
 
 /// One key's compiled history and model. Completed operations come first,
@@ -93,17 +105,17 @@ impl KeyModel {
     ///
     /// Pending Gets are dropped: with no output they constrain nothing and
     /// change no state. Pending Puts whose value no completed operation
-    /// observed are dropped too when the key has no pending RMW (see
-    /// `droppable_pending_puts` for why that is exact).
+    /// observed are dropped too, and completed ones are marked dead writes,
+    /// when the key has no pending RMW (see `unobserved_puts`).
     pub(crate) fn compile(history: &[Operation], indices: &[usize]) -> KeyModel {
         let mut values = Values::new();
-        let droppable = droppable_pending_puts(history, indices);
+        let unobserved = unobserved_puts(history, indices);
         let mut ops = Vec::with_capacity(indices.len());
         for &i in indices {
             let op = &history[i];
             let transition = match (&op.input, op.output()) {
                 (Input::Get, None) => continue,
-                (Input::Put(_), None) if droppable.contains(&i) => continue,
+                (Input::Put(_), None) if unobserved.contains(&i) => continue,
                 (Input::Get, Some(Output::Get(v))) => Transition::Get {
                     observed: values.intern(v.as_ref()),
                 },
@@ -121,11 +133,19 @@ impl KeyModel {
                         Transition::Impossible
                     }
                 }
-                (Input::Rmw(rmw), None) => Transition::RmwPending(rmw.clone()),
+                (Input::Rmw(rmw), None) => Transition::RmwPending {
+                    rmw: rmw.clone(),
+                    writes: match rmw {
+                        RmwOp::CompareAndSwap { new, .. } => Some(values.intern(new.as_ref())),
+                        RmwOp::PutIfAbsent { value } => Some(values.intern(Some(value))),
+                        RmwOp::FetchAdd { .. } => None,
+                    },
+                },
                 // validate() rejects mismatched outputs before compiling.
                 _ => Transition::Impossible,
             };
             ops.push(KeyOp {
+                dead_write: unobserved.contains(&i),
                 history_index: i,
                 call: op.call,
                 ret: op.ret_time(),
@@ -153,7 +173,9 @@ impl KeyModel {
         match self.ops[op].transition {
             Transition::Get { .. } => true,
             Transition::RmwDone { old, new } => old == new,
-            Transition::Put { .. } | Transition::Impossible | Transition::RmwPending(_) => false,
+            Transition::Put { .. } | Transition::Impossible | Transition::RmwPending { .. } => {
+                false
+            }
         }
     }
 
@@ -165,7 +187,7 @@ impl KeyModel {
             Transition::Put { value } => Some(*value),
             Transition::RmwDone { old, new } => (*old == state).then_some(*new),
             Transition::Impossible => None,
-            Transition::RmwPending(rmw) => {
+            Transition::RmwPending { rmw, .. } => {
                 let memo_key = (op as u32, state);
                 if let Some(&next) = self.pending_memo.get(&memo_key) {
                     return Some(next);
@@ -179,26 +201,26 @@ impl KeyModel {
     }
 }
 
-/// Pending Puts that can be removed without changing the verdict.
+/// Puts of an inert value: one that no completed operation observed (no
+/// Get returned it, no RMW saw it as its old value) and that no pending RMW
+/// would change (`apply` on it gives it back).
 ///
-/// Claim: if a key has no pending RMW, a pending Put `p` of a value `v`
-/// that no completed operation observed (no Get returned `v`, no RMW saw
-/// `v` as its old value) can be removed. If the history without `p` is
-/// linearizable, appending `p` after everything is a linearization with it
-/// (its return is at +infinity, so nothing must follow it, and it has no
-/// output to match). Conversely, take a linearization with `p` and delete
-/// `p`: the operations after `p` up to the next Put ran in state `v`, but
-/// none can be a completed Get or RMW (they would have observed `v`) nor a
-/// pending RMW (none exist) nor a pending Get (dropped), so the next
-/// operation, if any, is a Put, which overwrites the state whatever it was.
-/// Every other operation sees the same state as before.
-fn droppable_pending_puts(history: &[Operation], indices: &[usize]) -> HashSet<usize> {
-    let has_pending_rmw = indices
-        .iter()
-        .any(|&i| matches!(history[i].input, Input::Rmw(_)) && history[i].ret.is_none());
-    if has_pending_rmw {
-        return HashSet::new();
-    }
+/// In every linearization such a Put `p` is followed directly by another
+/// Put or by nothing, once pending RMWs that do nothing in its state are
+/// moved to the end (a pending operation can always go last, see the
+/// `linearizability` module docs). What follows `p` in state `v` cannot be
+/// a completed Get or RMW (they would have observed `v`) nor a pending Get
+/// (dropped); a pending RMW leaves `v` as it is. So `p` changes nothing
+/// anyone sees, and:
+///
+/// - a pending `p` can be dropped. Without it, a linearization gains one by
+///   appending `p` at the end (its return is at +infinity, it has no
+///   output). With it, deleting `p` leaves the next Put to overwrite the
+///   state as before, and every other operation sees the same state.
+/// - a completed `p` is a dead write; the search never branches on where
+///   it goes but places it just before the next Put it linearizes (see
+///   `search`), which is always possible.
+fn unobserved_puts(history: &[Operation], indices: &[usize]) -> HashSet<usize> {
     let observed: HashSet<Option<&Value>> = indices
         .iter()
         .filter_map(|&i| match history[i].output()? {
@@ -207,11 +229,24 @@ fn droppable_pending_puts(history: &[Operation], indices: &[usize]) -> HashSet<u
             Output::Put => None,
         })
         .collect();
+    let pending_rmws: Vec<&RmwOp> = indices
+        .iter()
+        .filter_map(|&i| match (&history[i].input, &history[i].ret) {
+            (Input::Rmw(rmw), None) => Some(rmw),
+            _ => None,
+        })
+        .collect();
+    let inert = |v: &Option<Value>| {
+        !observed.contains(&v.as_ref())
+            && pending_rmws
+                .iter()
+                .all(|rmw| rmw.apply(v.as_ref()).new == *v)
+    };
     indices
         .iter()
         .copied()
-        .filter(|&i| match (&history[i].input, &history[i].ret) {
-            (Input::Put(v), None) => !observed.contains(&v.as_ref()),
+        .filter(|&i| match &history[i].input {
+            Input::Put(v) => inert(v),
             _ => false,
         })
         .collect()

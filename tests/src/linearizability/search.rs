@@ -18,11 +18,13 @@
 //! (it changed nothing where it was), it is legal at the front (it is legal
 //! now), and no remaining operation must precede it because its call
 //! precedes every remaining return. This keeps read-heavy hot keys from
-//! branching on reads. (A Put of the current value is not read-only: moved
+//! branching on reads. Dead configurations are also cut early (`prune`).
+//! (A Put of the current value is not read-only: moved
 //! away from a point where the state differed, it would lose its effect.)
 
 use super::cache::{Cache, Linearized};
-use super::model::{ABSENT, KeyModel, StateId};
+use super::model::{ABSENT, KeyModel, StateId, Transition};
+use super::prune::{DeadEnd, Starvation};
 use std::time::Instant;
 
 /// Bounds on one search.
@@ -30,6 +32,23 @@ use std::time::Instant;
 pub(crate) struct Limits {
     pub(crate) max_states: u64,
     pub(crate) deadline: Option<Instant>,
+}
+
+/// What a search does besides deciding.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Options {
+    /// Cut dead configurations early (`prune`). Off only to show the
+    /// longest prefix plain WGL reaches, which reads better in explanations.
+    pub(crate) prune: bool,
+    /// Keep the deepest partial linearization.
+    pub(crate) record_partial: bool,
+}
+
+impl Options {
+    pub(crate) const CHECK: Options = Options {
+        prune: true,
+        record_partial: false,
+    };
 }
 
 /// How one search ended.
@@ -63,14 +82,19 @@ pub(crate) struct Partial {
     pub(crate) blocking: usize,
 }
 
-const HEAD: u32 = 0;
-const NIL: u32 = u32::MAX;
+pub(super) const HEAD: u32 = 0;
+pub(super) const NIL: u32 = u32::MAX;
 
-struct Frame {
+pub(super) struct Frame {
     op: u32,
     state_before: StateId,
     /// Linearized as a state-preserving move: no alternative to try.
     forced: bool,
+    /// Where the parent configuration's scan resumes; `None`: after `op`'s
+    /// call node.
+    resume: Option<u32>,
+    /// Dead writes linearized just before `op` (the last ones in `absorbed`).
+    absorbed: u32,
 }
 
 /// Result of trying to linearize one candidate.
@@ -80,36 +104,40 @@ enum Enter {
     OverLimit,
 }
 
-struct Search<'a> {
-    model: &'a mut KeyModel,
-    limits: Limits,
-    record_partial: bool,
-    next: Vec<u32>,
-    prev: Vec<u32>,
+pub(super) struct Search<'a> {
+    pub(super) model: &'a mut KeyModel,
+    pub(super) limits: Limits,
+    pub(super) options: Options,
+    pub(super) next: Vec<u32>,
+    pub(super) prev: Vec<u32>,
     /// Per node (1-based, in time order): its operation and whether it is a call.
-    node_op: Vec<u32>,
-    node_is_call: Vec<bool>,
-    call_node: Vec<u32>,
-    ret_node: Vec<u32>,
-    linearized: Linearized,
-    cache: Cache,
-    stack: Vec<Frame>,
-    state: StateId,
-    states: u64,
-    latest_stuck: u32,
-    partial: Option<Partial>,
+    pub(super) node_op: Vec<u32>,
+    pub(super) node_is_call: Vec<bool>,
+    pub(super) node_time: Vec<u64>,
+    pub(super) call_node: Vec<u32>,
+    pub(super) ret_node: Vec<u32>,
+    pub(super) linearized: Linearized,
+    pub(super) starvation: Starvation,
+    pub(super) cache: Cache,
+    pub(super) stack: Vec<Frame>,
+    /// Dead writes placed by the frames on `stack`, in order.
+    pub(super) absorbed: Vec<u32>,
+    pub(super) state: StateId,
+    pub(super) states: u64,
+    pub(super) latest_stuck: u32,
+    pub(super) partial: Option<Partial>,
 }
 
 /// Searches `model` for a linearization. Returns the outcome and the number
 /// of configurations explored.
-pub(crate) fn search(model: &mut KeyModel, limits: Limits, record_partial: bool) -> (Outcome, u64) {
-    let mut s = Search::new(model, limits, record_partial);
+pub(crate) fn search(model: &mut KeyModel, limits: Limits, options: Options) -> (Outcome, u64) {
+    let mut s = Search::new(model, limits, options);
     let outcome = s.run();
     (outcome, s.states)
 }
 
 impl<'a> Search<'a> {
-    fn new(model: &'a mut KeyModel, limits: Limits, record_partial: bool) -> Search<'a> {
+    fn new(model: &'a mut KeyModel, limits: Limits, options: Options) -> Search<'a> {
         let n = model.ops.len();
         // Calls before returns at equal times: touching operations are concurrent.
         let mut events: Vec<(u64, bool, u32)> = Vec::with_capacity(2 * n);
@@ -121,10 +149,12 @@ impl<'a> Search<'a> {
         let nodes = 2 * n + 1;
         let mut node_op = vec![0; nodes];
         let mut node_is_call = vec![false; nodes];
+        let mut node_time = vec![0; nodes];
         let mut call_node = vec![0; n];
         let mut ret_node = vec![0; n];
-        for (pos, &(_, is_ret, op)) in events.iter().enumerate() {
+        for (pos, &(time, is_ret, op)) in events.iter().enumerate() {
             let node = pos as u32 + 1;
+            node_time[node as usize] = time;
             node_op[node as usize] = op;
             node_is_call[node as usize] = !is_ret;
             if is_ret {
@@ -138,19 +168,23 @@ impl<'a> Search<'a> {
             .collect();
         let prev = (0..nodes as u32).map(|i| i.wrapping_sub(1)).collect();
         let completed = model.completed();
+        let starvation = Starvation::new(model);
         Search {
             model,
             limits,
-            record_partial,
+            options,
             next,
             prev,
             node_op,
             node_is_call,
+            node_time,
             call_node,
             ret_node,
             linearized: Linearized::new(n, completed),
+            starvation,
             cache: Cache::default(),
             stack: Vec::new(),
+            absorbed: Vec::new(),
             state: ABSENT,
             states: 0,
             latest_stuck: 0,
@@ -168,6 +202,25 @@ impl<'a> Search<'a> {
                 None => {
                     if self.next[HEAD as usize] == NIL {
                         return Outcome::Linearizable;
+                    }
+                    let dead = if self.options.prune {
+                        self.dead_end()
+                    } else {
+                        None
+                    };
+                    if let Some(DeadEnd {
+                        decided_by,
+                        blocking,
+                    }) = dead
+                    {
+                        self.note_stuck(decided_by, blocking);
+                        match self.backtrack() {
+                            Some(node) => {
+                                scan = Some(node);
+                                continue;
+                            }
+                            None => return self.violation(),
+                        }
                     }
                     match self.forced_move() {
                         Some(Enter::Entered) => continue,
@@ -189,8 +242,11 @@ impl<'a> Search<'a> {
             let mut entered = false;
             while self.node_is_call[node as usize] {
                 let op = self.node_op[node as usize];
-                if let Some(after) = self.model.step(op as usize, self.state) {
-                    match self.enter(op, after, false) {
+                // Dead writes are only placed by `enter` or at their return.
+                if !self.model.ops[op as usize].dead_write
+                    && let Some(after) = self.model.step(op as usize, self.state)
+                {
+                    match self.enter(op, after, false, None) {
                         Enter::Entered => {
                             entered = true;
                             break;
@@ -204,8 +260,19 @@ impl<'a> Search<'a> {
             if entered {
                 continue;
             }
-            // `node` is the first return left: its operation cannot be placed.
-            self.note_stuck(node);
+            // `node` is the first return left: its operation goes now or
+            // never. Only a dead write still has a choice here.
+            let op = self.node_op[node as usize];
+            if self.model.ops[op as usize].dead_write
+                && let Some(after) = self.model.step(op as usize, self.state)
+            {
+                match self.enter(op, after, false, Some(node)) {
+                    Enter::Entered => continue,
+                    Enter::Cached => {}
+                    Enter::OverLimit => return Outcome::Unknown,
+                }
+            }
+            self.note_stuck(node, op as usize);
             match self.backtrack() {
                 Some(node) => scan = Some(node),
                 None => return self.violation(),
@@ -221,17 +288,49 @@ impl<'a> Search<'a> {
             if self.model.is_read_only(op as usize)
                 && self.model.step(op as usize, self.state) == Some(self.state)
             {
-                return Some(self.enter(op, self.state, true));
+                return Some(self.enter(op, self.state, true, None));
             }
             node = self.next[node as usize];
         }
         None
     }
 
-    fn enter(&mut self, op: u32, after: StateId, forced: bool) -> Enter {
+    /// Linearizes `op` (a Put chosen freely first places every dead write
+    /// among the candidates just before it), unless the configuration this
+    /// leads to was seen before.
+    ///
+    /// Placing the dead writes there loses nothing: in any linearization
+    /// from here, a candidate dead write `w` sits right before some Put
+    /// (see `model::unobserved_puts`); moving it earlier, to right before
+    /// this Put, changes no state anyone sees, and no operation between the
+    /// two places must precede `w`, since each returns after the first
+    /// remaining return, which is after `w`'s call.
+    fn enter(&mut self, op: u32, after: StateId, forced: bool, resume: Option<u32>) -> Enter {
+        let from = self.absorbed.len();
+        let is_put = matches!(
+            self.model.ops[op as usize].transition,
+            Transition::Put { .. }
+        );
+        if !forced && is_put && !self.model.ops[op as usize].dead_write {
+            let mut node = self.next[HEAD as usize];
+            while self.node_is_call[node as usize] {
+                let w = self.node_op[node as usize];
+                if w != op && self.model.ops[w as usize].dead_write {
+                    self.absorbed.push(w);
+                }
+                node = self.next[node as usize];
+            }
+        }
+        for i in from..self.absorbed.len() {
+            self.linearized.toggle(self.absorbed[i] as usize);
+        }
         self.linearized.toggle(op as usize);
         if !self.cache.insert(&self.linearized, after) {
             self.linearized.toggle(op as usize);
+            for i in from..self.absorbed.len() {
+                self.linearized.toggle(self.absorbed[i] as usize);
+            }
+            self.absorbed.truncate(from);
             return Enter::Cached;
         }
         self.states += 1;
@@ -245,21 +344,37 @@ impl<'a> Search<'a> {
             op,
             state_before: self.state,
             forced,
+            resume,
+            absorbed: (self.absorbed.len() - from) as u32,
         });
-        self.state = after;
+        for i in from..self.absorbed.len() {
+            let w = self.absorbed[i];
+            self.starvation.linearize(w as usize);
+            self.lift(w);
+        }
+        self.starvation.linearize(op as usize);
         self.lift(op);
+        self.state = after;
         Enter::Entered
     }
 
     /// Undoes moves up to the latest one with alternatives; returns the
-    /// node after it, where the parent configuration's scan resumes.
+    /// node where the parent configuration's scan resumes.
     fn backtrack(&mut self) -> Option<u32> {
         while let Some(frame) = self.stack.pop() {
-            self.linearized.toggle(frame.op as usize);
             self.state = frame.state_before;
             self.unlift(frame.op);
+            self.starvation.undo(frame.op as usize);
+            self.linearized.toggle(frame.op as usize);
+            for _ in 0..frame.absorbed {
+                let w = self.absorbed.pop().expect("absorbed by this frame");
+                self.unlift(w);
+                self.starvation.undo(w as usize);
+                self.linearized.toggle(w as usize);
+            }
             if !frame.forced {
-                return Some(self.next[self.call_node[frame.op as usize] as usize]);
+                let after_call = self.next[self.call_node[frame.op as usize] as usize];
+                return Some(frame.resume.unwrap_or(after_call));
             }
         }
         None
@@ -286,24 +401,30 @@ impl<'a> Search<'a> {
         }
     }
 
-    fn note_stuck(&mut self, ret: u32) {
-        self.latest_stuck = self.latest_stuck.max(ret);
-        let depth = self.stack.len();
-        if self.record_partial && self.partial.as_ref().is_none_or(|p| depth > p.steps.len()) {
-            // The state after a move is the state before the next one.
-            let steps = self
-                .stack
-                .iter()
-                .enumerate()
-                .map(|(i, f)| {
-                    let after = self.stack.get(i + 1).map_or(self.state, |n| n.state_before);
-                    (f.op as usize, after)
-                })
-                .collect();
-            self.partial = Some(Partial {
-                steps,
-                blocking: self.node_op[ret as usize] as usize,
-            });
+    /// Records a dead end: `blocking` cannot be placed, and everything that
+    /// decided it was called before `node`. `violation` keeps the operations
+    /// called before the latest such node, which must include every reason.
+    fn note_stuck(&mut self, node: u32, blocking: usize) {
+        self.latest_stuck = self.latest_stuck.max(node);
+        let depth = self.stack.len() + self.absorbed.len();
+        if self.options.record_partial
+            && self.partial.as_ref().is_none_or(|p| depth > p.steps.len())
+        {
+            let mut steps = Vec::with_capacity(depth);
+            let mut absorbed = self.absorbed.iter();
+            for (i, frame) in self.stack.iter().enumerate() {
+                for &w in absorbed.by_ref().take(frame.absorbed as usize) {
+                    // A dead write's value, overwritten at once by `op`.
+                    let Transition::Put { value } = self.model.ops[w as usize].transition else {
+                        unreachable!("only Puts are absorbed")
+                    };
+                    steps.push((w as usize, value));
+                }
+                // The state after a move is the state before the next one.
+                let after = self.stack.get(i + 1).map_or(self.state, |n| n.state_before);
+                steps.push((frame.op as usize, after));
+            }
+            self.partial = Some(Partial { steps, blocking });
         }
     }
 

@@ -21,7 +21,7 @@
 use super::MinimizeConfig;
 use super::history::{Input, Operation, Output};
 use super::model::KeyModel;
-use super::search::{self, Limits, Outcome};
+use super::search::{self, Limits, Options, Outcome};
 use registers::{RmwOp, Value};
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
@@ -70,7 +70,7 @@ impl Shrinker<'_> {
             max_states: self.config.max_states_per_check,
             deadline: Some(self.deadline),
         };
-        match search::search(&mut model, limits, false).0 {
+        match search::search(&mut model, limits, Options::CHECK).0 {
             Outcome::Violation(f) => {
                 let relevant = f.relevant.iter().map(|&op| model.ops[op].history_index);
                 Some(self.sorted(relevant.collect()))

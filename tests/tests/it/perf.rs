@@ -49,3 +49,27 @@ fn hot_key_with_eighty_clients() {
     };
     run("hot key/80 clients", 43, &cfg);
 }
+
+/// Scratch knob for measuring: LIN_BENCH="clients ops keys hot read rmw pending pool seed".
+#[test]
+fn bench_from_env() {
+    let Ok(spec) = std::env::var("LIN_BENCH") else {
+        return;
+    };
+    let f: Vec<f64> = spec
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    let cfg = GenConfig {
+        clients: f[0] as usize,
+        ops: f[1] as usize,
+        keys: f[2] as usize,
+        hot_share: f[3],
+        read_share: f[4],
+        rmw_share: f[5],
+        pending_share: f[6],
+        value_pool: (f[7] > 0.0).then_some(f[7] as u64),
+        ..GenConfig::default()
+    };
+    run("env", f[8] as u64, &cfg);
+}
