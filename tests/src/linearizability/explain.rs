@@ -98,16 +98,16 @@ pub(crate) fn explain(
     // the shrunk history is still too big for it, the pruned search at
     // least names a blocking operation.
     let mut partial = None;
-    for prune in [false, true] {
+    for plain in [true, false] {
         let options = Options {
-            prune,
+            plain,
             record_partial: true,
         };
         let limits = Limits {
-            max_states: if prune {
-                config.max_states_per_key
-            } else {
+            max_states: if plain {
                 config.minimize.max_states_per_check
+            } else {
+                config.max_states_per_key
             },
             deadline,
         };

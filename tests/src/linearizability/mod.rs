@@ -42,6 +42,7 @@ mod cache;
 mod explain;
 mod history;
 mod model;
+mod pending;
 mod prune;
 mod search;
 mod shrink;
@@ -71,6 +72,10 @@ pub struct CheckConfig {
     pub threads: usize,
     /// Effort spent shrinking a violation's key history.
     pub minimize: MinimizeConfig,
+    /// Search exactly as Porcupine does, without this checker's reductions
+    /// (read-only moves, dead-end pruning, dead-write placement). Much
+    /// slower on hot keys; for cross-checking the reductions.
+    pub plain_wgl: bool,
 }
 
 impl Default for CheckConfig {
@@ -80,6 +85,7 @@ impl Default for CheckConfig {
             max_time_per_key: Some(Duration::from_secs(60)),
             threads: 1,
             minimize: MinimizeConfig::default(),
+            plain_wgl: false,
         }
     }
 }
@@ -204,7 +210,11 @@ fn check_key(history: &[Operation], indices: &[usize], config: &CheckConfig) -> 
         max_states: config.max_states_per_key,
         deadline: config.max_time_per_key.map(|t| Instant::now() + t),
     };
-    let (outcome, states) = search::search(&mut model, limits, Options::CHECK);
+    let options = Options {
+        plain: config.plain_wgl,
+        record_partial: false,
+    };
+    let (outcome, states) = search::search(&mut model, limits, options);
     let verdict = match outcome {
         Outcome::Linearizable => KeyVerdict::Linearizable,
         Outcome::Unknown => KeyVerdict::Unknown,

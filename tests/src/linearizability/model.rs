@@ -9,6 +9,7 @@
 //! sub-history is, so each key is compiled and searched on its own.
 
 use super::history::{Input, Operation, Output};
+use super::pending::{PendingEffects, observed_values, writable_values};
 use registers::{Key, RmwOp, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -71,9 +72,13 @@ pub(crate) enum Transition {
     /// applied flag contradicts `apply` on its own observed value).
     Impossible,
     /// An RMW that never returned: legal anywhere, its result computed on
-    /// demand. `writes`: the one value it can write (a CAS's new value, a
-    /// put-if-absent's value), `None` for a fetch-and-add (any integer).
-    RmwPending { rmw: RmwOp, writes: Option<StateId> },
+    /// demand. `writes`: the observed values it may write (see `pending`);
+    /// `writes_any_integer` when that could not be bounded.
+    RmwPending {
+        rmw: RmwOp,
+        writes: Vec<StateId>,
+        writes_any_integer: bool,
+    },
 }
 
 /// One operation of a key's history as the search sees it.
@@ -104,12 +109,42 @@ impl KeyModel {
     /// Compiles the operations `indices` of `history` (all on one key).
     ///
     /// Pending Gets are dropped: with no output they constrain nothing and
-    /// change no state. Pending Puts whose value no completed operation
-    /// observed are dropped too, and completed ones are marked dead writes,
-    /// when the key has no pending RMW (see `unobserved_puts`).
+    /// change no state. Puts of an inert value are special: pending ones are
+    /// dropped, completed ones are marked dead writes.
+    ///
+    /// A value `v` is inert when no completed operation observed it (no Get
+    /// returned it, no RMW saw it as its old value) and no pending RMW can
+    /// turn it into a value one observed (`pending::PendingEffects::inert`).
+    /// In every linearization a Put `p` of `v` is then followed directly by
+    /// another Put or by nothing, once the pending RMWs between them are
+    /// moved to the end (a pending operation can always go last, see the
+    /// `linearizability` module docs; whatever they wrote was overwritten
+    /// unobserved). What else could follow `p`: a completed Get or RMW would
+    /// have observed `v`, a pending Get was dropped. So `p` changes nothing
+    /// anyone sees, and:
+    ///
+    /// - a pending `p` can be dropped. Without it, a linearization gains one
+    ///   by appending `p` at the end (its return is at +infinity, it has no
+    ///   output). With it, deleting `p` (and moving the pending RMWs as
+    ///   above) leaves the next Put to overwrite the state as before.
+    /// - a completed `p` is a dead write; the search never branches on where
+    ///   it goes but places it just before the next Put it linearizes (see
+    ///   `search`), which is always possible.
     pub(crate) fn compile(history: &[Operation], indices: &[usize]) -> KeyModel {
         let mut values = Values::new();
-        let unobserved = unobserved_puts(history, indices);
+        let observed = observed_values(history, indices);
+        let pending = PendingEffects::new(history, indices);
+        let unobserved: HashSet<usize> = indices
+            .iter()
+            .copied()
+            .filter(|&i| match &history[i].input {
+                Input::Put(v) => pending.inert(v.as_ref(), &observed),
+                _ => false,
+            })
+            .collect();
+        let fa_products = pending.fa_products(&observed, &writable_values(history, indices));
+        let fa_writes: Option<Vec<StateId>> =
+            fa_products.map(|vs| vs.iter().map(|v| values.intern(Some(v))).collect());
         let mut ops = Vec::with_capacity(indices.len());
         for &i in indices {
             let op = &history[i];
@@ -133,14 +168,23 @@ impl KeyModel {
                         Transition::Impossible
                     }
                 }
-                (Input::Rmw(rmw), None) => Transition::RmwPending {
-                    rmw: rmw.clone(),
-                    writes: match rmw {
-                        RmwOp::CompareAndSwap { new, .. } => Some(values.intern(new.as_ref())),
-                        RmwOp::PutIfAbsent { value } => Some(values.intern(Some(value))),
-                        RmwOp::FetchAdd { .. } => None,
-                    },
-                },
+                (Input::Rmw(rmw), None) => {
+                    let (writes, writes_any_integer) = match rmw {
+                        RmwOp::CompareAndSwap { new, .. } => {
+                            (vec![values.intern(new.as_ref())], false)
+                        }
+                        RmwOp::PutIfAbsent { value } => (vec![values.intern(Some(value))], false),
+                        RmwOp::FetchAdd { .. } => match &fa_writes {
+                            Some(writes) => (writes.clone(), false),
+                            None => (Vec::new(), true),
+                        },
+                    };
+                    Transition::RmwPending {
+                        rmw: rmw.clone(),
+                        writes,
+                        writes_any_integer,
+                    }
+                }
                 // validate() rejects mismatched outputs before compiling.
                 _ => Transition::Impossible,
             };
@@ -199,57 +243,6 @@ impl KeyModel {
             }
         }
     }
-}
-
-/// Puts of an inert value: one that no completed operation observed (no
-/// Get returned it, no RMW saw it as its old value) and that no pending RMW
-/// would change (`apply` on it gives it back).
-///
-/// In every linearization such a Put `p` is followed directly by another
-/// Put or by nothing, once pending RMWs that do nothing in its state are
-/// moved to the end (a pending operation can always go last, see the
-/// `linearizability` module docs). What follows `p` in state `v` cannot be
-/// a completed Get or RMW (they would have observed `v`) nor a pending Get
-/// (dropped); a pending RMW leaves `v` as it is. So `p` changes nothing
-/// anyone sees, and:
-///
-/// - a pending `p` can be dropped. Without it, a linearization gains one by
-///   appending `p` at the end (its return is at +infinity, it has no
-///   output). With it, deleting `p` leaves the next Put to overwrite the
-///   state as before, and every other operation sees the same state.
-/// - a completed `p` is a dead write; the search never branches on where
-///   it goes but places it just before the next Put it linearizes (see
-///   `search`), which is always possible.
-fn unobserved_puts(history: &[Operation], indices: &[usize]) -> HashSet<usize> {
-    let observed: HashSet<Option<&Value>> = indices
-        .iter()
-        .filter_map(|&i| match history[i].output()? {
-            Output::Get(v) => Some(v.as_ref()),
-            Output::Rmw(outcome) => Some(outcome.old.as_ref()),
-            Output::Put => None,
-        })
-        .collect();
-    let pending_rmws: Vec<&RmwOp> = indices
-        .iter()
-        .filter_map(|&i| match (&history[i].input, &history[i].ret) {
-            (Input::Rmw(rmw), None) => Some(rmw),
-            _ => None,
-        })
-        .collect();
-    let inert = |v: &Option<Value>| {
-        !observed.contains(&v.as_ref())
-            && pending_rmws
-                .iter()
-                .all(|rmw| rmw.apply(v.as_ref()).new == *v)
-    };
-    indices
-        .iter()
-        .copied()
-        .filter(|&i| match &history[i].input {
-            Input::Put(v) => inert(v),
-            _ => false,
-        })
-        .collect()
 }
 
 /// The operation indices of each key, keys in order.

@@ -39,10 +39,10 @@ const NONE: u32 = u32::MAX;
 
 /// Per-value counts of the readers and writers not yet linearized.
 pub(crate) struct Starvation {
-    /// Per op: the value it observed, and the value it may write.
+    /// Per op: the value it observed, and the values it may write.
     reads: Vec<Option<StateId>>,
-    writes: Vec<Option<StateId>>,
-    /// Per op: a pending fetch-and-add (may write any integer).
+    writes: Vec<Vec<StateId>>,
+    /// Per op: a pending fetch-and-add that may write any integer.
     writes_any_integer: Vec<bool>,
     /// Per value: remaining readers and writers, and whether it is an
     /// 8-byte integer.
@@ -70,7 +70,7 @@ impl Starvation {
         let values = model.values.len() + 1;
         let mut s = Starvation {
             reads: vec![None; n],
-            writes: vec![None; n],
+            writes: vec![Vec::new(); n],
             writes_any_integer: vec![false; n],
             readers: vec![0; values],
             writers: vec![0; values],
@@ -84,28 +84,33 @@ impl Starvation {
             starved_pos: vec![NONE; values],
         };
         for (op, o) in model.ops.iter().enumerate() {
-            let (read, write) = match &o.transition {
-                Transition::Get { observed } => (Some(*observed), None),
-                Transition::Put { value } => (None, Some(*value)),
+            let (read, writes) = match &o.transition {
+                Transition::Get { observed } => (Some(*observed), Vec::new()),
+                Transition::Put { value } => (None, vec![*value]),
                 // A read-only RMW "writes" its old value only where the
                 // state already is that value: it never restores it.
-                Transition::RmwDone { old, new } => (Some(*old), (old != new).then_some(*new)),
-                Transition::Impossible => (Some(never), None),
-                Transition::RmwPending { writes, .. } => {
-                    s.writes_any_integer[op] = writes.is_none();
-                    (None, *writes)
+                Transition::RmwDone { old, new } if old == new => (Some(*old), Vec::new()),
+                Transition::RmwDone { old, new } => (Some(*old), vec![*new]),
+                Transition::Impossible => (Some(never), Vec::new()),
+                Transition::RmwPending {
+                    writes,
+                    writes_any_integer,
+                    ..
+                } => {
+                    s.writes_any_integer[op] = *writes_any_integer;
+                    (None, writes.clone())
                 }
             };
-            s.reads[op] = read;
-            s.writes[op] = write;
             if let Some(r) = read {
                 s.readers[r as usize] += 1;
                 s.readers_of[r as usize].push(op as u32);
             }
-            if let Some(w) = write {
+            for &w in &writes {
                 s.writers[w as usize] += 1;
                 s.writers_of[w as usize].push(op as u32);
             }
+            s.reads[op] = read;
+            s.writes[op] = writes;
             if s.writes_any_integer[op] {
                 s.integer_writers += 1;
             }
@@ -148,7 +153,8 @@ impl Starvation {
             bump(&mut self.readers[r as usize]);
             self.refresh(r);
         }
-        if let Some(w) = self.writes[op] {
+        for i in 0..self.writes[op].len() {
+            let w = self.writes[op][i];
             bump(&mut self.writers[w as usize]);
             self.refresh(w);
         }
@@ -323,7 +329,7 @@ impl Search<'_> {
 
     /// Two clusters that cannot both fit: returns the latest-called
     /// operation involved.
-    fn overlapping_zones(&mut self) -> Option<usize> {
+    fn overlapping_zones(&self) -> Option<usize> {
         let mut zones: Vec<Zone> = Vec::new();
         let mut seen: Vec<StateId> = vec![self.state];
         let s = self.state;
@@ -341,10 +347,8 @@ impl Search<'_> {
         let mut node = self.next[HEAD as usize];
         while node != NIL {
             let op = self.node_op[node as usize] as usize;
-            for v in [self.starvation.reads[op], self.starvation.writes[op]]
-                .into_iter()
-                .flatten()
-            {
+            let writes = self.starvation.writes[op].iter().copied();
+            for v in self.starvation.reads[op].into_iter().chain(writes) {
                 if !seen.contains(&v) {
                     seen.push(v);
                     zones.extend(self.zone(v));

@@ -37,16 +37,18 @@ pub(crate) struct Limits {
 /// What a search does besides deciding.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Options {
-    /// Cut dead configurations early (`prune`). Off only to show the
-    /// longest prefix plain WGL reaches, which reads better in explanations.
-    pub(crate) prune: bool,
+    /// Search as Porcupine does, without this checker's reductions
+    /// (read-only moves, dead-end pruning, dead-write placement): to
+    /// cross-check them, and to show the longest prefix plain WGL reaches,
+    /// which reads better in explanations.
+    pub(crate) plain: bool,
     /// Keep the deepest partial linearization.
     pub(crate) record_partial: bool,
 }
 
 impl Options {
     pub(crate) const CHECK: Options = Options {
-        prune: true,
+        plain: false,
         record_partial: false,
     };
 }
@@ -203,10 +205,10 @@ impl<'a> Search<'a> {
                     if self.next[HEAD as usize] == NIL {
                         return Outcome::Linearizable;
                     }
-                    let dead = if self.options.prune {
-                        self.dead_end()
-                    } else {
+                    let dead = if self.options.plain {
                         None
+                    } else {
+                        self.dead_end()
                     };
                     if let Some(DeadEnd {
                         decided_by,
@@ -222,7 +224,12 @@ impl<'a> Search<'a> {
                             None => return self.violation(),
                         }
                     }
-                    match self.forced_move() {
+                    let forced = if self.options.plain {
+                        None
+                    } else {
+                        self.forced_move()
+                    };
+                    match forced {
                         Some(Enter::Entered) => continue,
                         Some(Enter::OverLimit) => return Outcome::Unknown,
                         // A state-preserving move leads somewhere already
@@ -243,7 +250,7 @@ impl<'a> Search<'a> {
             while self.node_is_call[node as usize] {
                 let op = self.node_op[node as usize];
                 // Dead writes are only placed by `enter` or at their return.
-                if !self.model.ops[op as usize].dead_write
+                if !self.dead_write(op)
                     && let Some(after) = self.model.step(op as usize, self.state)
                 {
                     match self.enter(op, after, false, None) {
@@ -263,7 +270,7 @@ impl<'a> Search<'a> {
             // `node` is the first return left: its operation goes now or
             // never. Only a dead write still has a choice here.
             let op = self.node_op[node as usize];
-            if self.model.ops[op as usize].dead_write
+            if self.dead_write(op)
                 && let Some(after) = self.model.step(op as usize, self.state)
             {
                 match self.enter(op, after, false, Some(node)) {
@@ -295,6 +302,11 @@ impl<'a> Search<'a> {
         None
     }
 
+    /// Whether `op` is a dead write the search places specially.
+    fn dead_write(&self, op: u32) -> bool {
+        !self.options.plain && self.model.ops[op as usize].dead_write
+    }
+
     /// Linearizes `op` (a Put chosen freely first places every dead write
     /// among the candidates just before it), unless the configuration this
     /// leads to was seen before.
@@ -311,7 +323,7 @@ impl<'a> Search<'a> {
             self.model.ops[op as usize].transition,
             Transition::Put { .. }
         );
-        if !forced && is_put && !self.model.ops[op as usize].dead_write {
+        if !forced && is_put && !self.dead_write(op) && !self.options.plain {
             let mut node = self.next[HEAD as usize];
             while self.node_is_call[node as usize] {
                 let w = self.node_op[node as usize];

@@ -142,3 +142,21 @@ fn deletes() {
 fn empty_history_is_linearizable() {
     assert_linearizable(&[]);
 }
+
+#[test]
+fn pending_rmw_turns_an_unread_write_into_a_read_value() {
+    // "a" is never read, but the pending CAS needs it: c, a, cas, get.
+    assert_linearizable(&[
+        put(1, "x", 0, 10, v("a")),
+        put(2, "x", 0, 10, v("c")),
+        pending(3, "x", 0, Input::Rmw(cas(Some(v("a")), Some(v("b"))))),
+        get(4, "x", 20, 30, Some(v("b"))),
+    ]);
+    // The same through a pending fetch-and-add: "x", 5, +1, get 6.
+    assert_linearizable(&[
+        put(1, "n", 0, 10, int(5)),
+        put(2, "n", 0, 10, v("x")),
+        pending(3, "n", 0, Input::Rmw(fetch_add(1))),
+        get(4, "n", 20, 30, Some(int(6))),
+    ]);
+}

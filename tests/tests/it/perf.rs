@@ -50,7 +50,9 @@ fn hot_key_with_eighty_clients() {
     run("hot key/80 clients", 43, &cfg);
 }
 
-/// Scratch knob for measuring: LIN_BENCH="clients ops keys hot read rmw pending pool seed".
+/// A knob for measuring by hand, in release mode:
+/// `LIN_BENCH="clients ops keys hot_share read_share rmw_share pending_share values seed"`
+/// where `values` is 0 (unique), -1 (simulator-like) or a pool size.
 #[test]
 fn bench_from_env() {
     let Ok(spec) = std::env::var("LIN_BENCH") else {
@@ -68,7 +70,11 @@ fn bench_from_env() {
         read_share: f[4],
         rmw_share: f[5],
         pending_share: f[6],
-        value_pool: (f[7] > 0.0).then_some(f[7] as u64),
+        values: match f[7] as i64 {
+            0 => ValueKind::Unique,
+            -1 => ValueKind::Sim,
+            n => ValueKind::Pool(n as u64),
+        },
         ..GenConfig::default()
     };
     run("env", f[8] as u64, &cfg);

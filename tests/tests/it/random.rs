@@ -5,7 +5,7 @@
 use crate::support::*;
 use crate::{assert_linearizable, check_default};
 use registers::{Key, Value};
-use tests::linearizability::{Input, Operation, Output};
+use tests::linearizability::{CheckConfig, Input, Operation, Output, Verdict, check};
 
 #[test]
 fn generated_linearizable_histories_are_accepted() {
@@ -15,7 +15,7 @@ fn generated_linearizable_histories_are_accepted() {
             clients: rng.range(2, 12) as usize,
             ops: 400,
             keys: rng.range(1, 5) as usize,
-            value_pool: if seed % 2 == 0 { Some(3) } else { None },
+            values: [ValueKind::Pool(3), ValueKind::Unique, ValueKind::Sim][seed as usize % 3],
             pending_share: 0.05,
             ..GenConfig::default()
         };
@@ -64,62 +64,42 @@ fn generated_histories_with_a_read_of_an_unwritten_value_are_rejected() {
     }
 }
 
-/// A tiny single-key history: random intervals, inputs over few values,
-/// outputs from a serial run, then (often) one output replaced.
-fn tiny_history(rng: &mut Rng) -> Vec<Operation> {
+/// A small single-key history: random intervals, outputs from a serial
+/// run, then often a mutation or two.
+fn small_history(
+    rng: &mut Rng,
+    clients: (u64, u64),
+    ops: (u64, u64),
+    values: ValueKind,
+) -> Vec<Operation> {
     let cfg = GenConfig {
-        clients: rng.range(1, 4) as usize,
-        ops: rng.range(1, 8) as usize,
+        clients: rng.range(clients.0, clients.1 + 1) as usize,
+        ops: rng.range(ops.0, ops.1 + 1) as usize,
         keys: 1,
         hot_share: 1.0,
         read_share: 0.4,
         rmw_share: 0.3,
-        pending_share: 0.2,
+        pending_share: 0.15,
         latency: (1, 12),
-        value_pool: Some(2),
+        values,
     };
     let mut h = linearizable_history(rng, &cfg);
-    if rng.chance(0.6) {
-        let victim = rng.range(0, h.len() as u64) as usize;
-        let values = [
-            None,
-            Some(v("v0")),
-            Some(v("v1")),
-            Some(int(0)),
-            Some(int(1)),
-            Some(int(2)),
-        ];
-        let new_value = rng.pick(&values).clone();
-        let applied = rng.chance(0.5);
-        if let Some(ret) = &mut h[victim].ret {
-            match &mut ret.output {
-                Output::Get(seen) => *seen = new_value,
-                Output::Rmw(outcome) => {
-                    outcome.old = new_value;
-                    outcome.applied = applied;
-                }
-                Output::Put => {}
-            }
-        }
-    }
-    // Shuffle the real-time order a little more: random client ids and
-    // sometimes stretched intervals.
-    for op in &mut h {
-        if rng.chance(0.2)
-            && let Some(ret) = &mut op.ret
-        {
-            ret.time += rng.range(0, 20);
+    if rng.chance(0.8) {
+        mutate(rng, &mut h);
+        while rng.chance(0.5) {
+            mutate(rng, &mut h);
         }
     }
     h
 }
 
-#[test]
-fn verdicts_match_brute_force_on_thousands_of_tiny_histories() {
-    let mut rng = Rng::new(7);
+/// Compares the checker with the brute-force checker on `cases` small
+/// histories; both verdicts must be well represented.
+fn compare_with_brute_force(seed: u64, cases: usize, clients: (u64, u64), values: ValueKind) {
+    let mut rng = Rng::new(seed);
     let (mut linearizable, mut not) = (0, 0);
-    for case in 0..5000 {
-        let h = tiny_history(&mut rng);
+    for case in 0..cases {
+        let h = small_history(&mut rng, clients, (1, 8), values);
         let expected = brute_force_linearizable(&h);
         let report = check_default(&h);
         assert_eq!(
@@ -138,8 +118,63 @@ fn verdicts_match_brute_force_on_thousands_of_tiny_histories() {
             assert!(!brute_force_linearizable(&shrunk), "case {case}:\n{v}");
         }
     }
-    // Both verdicts must be well represented for the comparison to mean much.
-    assert!(linearizable > 1000 && not > 1000, "{linearizable} vs {not}");
+    eprintln!("{linearizable} linearizable, {not} not");
+    assert!(
+        linearizable > cases / 5 && not > cases / 5,
+        "{linearizable} vs {not}"
+    );
+}
+
+#[test]
+fn verdicts_match_brute_force_with_few_values() {
+    compare_with_brute_force(7, 4000, (1, 3), ValueKind::Pool(2));
+}
+
+#[test]
+fn verdicts_match_brute_force_with_unique_values() {
+    compare_with_brute_force(8, 4000, (2, 6), ValueKind::Unique);
+}
+
+#[test]
+fn verdicts_match_brute_force_with_simulator_values() {
+    compare_with_brute_force(9, 4000, (2, 6), ValueKind::Sim);
+}
+
+/// The reductions (read-only moves, pruning, dead writes, pending bounds)
+/// must not change a verdict: compare with plain WGL on histories too big
+/// for brute force.
+#[test]
+fn verdicts_match_plain_wgl_on_medium_histories() {
+    let mut rng = Rng::new(10);
+    let plain = CheckConfig {
+        plain_wgl: true,
+        max_states_per_key: 300_000,
+        ..CheckConfig::default()
+    };
+    let (mut compared, mut not) = (0, 0);
+    for case in 0..1500 {
+        let values = [ValueKind::Pool(3), ValueKind::Unique, ValueKind::Sim][case % 3];
+        let h = small_history(&mut rng, (2, 8), (10, 40), values);
+        let expected = check(&h, &plain).expect("well formed");
+        if matches!(expected.verdict, Verdict::Unknown) {
+            continue;
+        }
+        let report = check_default(&h);
+        assert_eq!(
+            report.is_linearizable(),
+            expected.is_linearizable(),
+            "case {case}: optimized {:?}, plain {:?}\n{h:#?}",
+            report.verdict,
+            expected.verdict
+        );
+        compared += 1;
+        not += usize::from(!expected.is_linearizable());
+    }
+    eprintln!("{compared} compared, {not} failing");
+    assert!(
+        compared > 1200 && not > 300 && compared - not > 300,
+        "{compared} compared, {not} failing"
+    );
 }
 
 #[test]

@@ -112,6 +112,18 @@ impl Rng {
     }
 }
 
+/// How generated writes pick values.
+#[derive(Clone, Copy, Debug)]
+pub enum ValueKind {
+    /// A fresh string per write: every read names its write.
+    Unique,
+    /// Drawn from `n` strings and `n` integers: ambiguous reads.
+    Pool(u64),
+    /// Random 8-byte values (integers to fetch-and-add), RMW operands in
+    /// 0..8, as the simulator's workload writes them.
+    Sim,
+}
+
 /// Shape of a generated history.
 #[derive(Clone, Debug)]
 pub struct GenConfig {
@@ -128,9 +140,8 @@ pub struct GenConfig {
     /// Per-client latency bound, drawn once per client in this range: a
     /// mix of near and far regions.
     pub latency: (u64, u64),
-    /// Values written are drawn from this many (small: ambiguous reads),
-    /// or unique when `None`.
-    pub value_pool: Option<u64>,
+    /// What values writes use.
+    pub values: ValueKind,
 }
 
 impl Default for GenConfig {
@@ -144,7 +155,7 @@ impl Default for GenConfig {
             rmw_share: 0.1,
             pending_share: 0.01,
             latency: (10, 300),
-            value_pool: None,
+            values: ValueKind::Unique,
         }
     }
 }
@@ -202,11 +213,17 @@ pub fn linearizable_history(rng: &mut Rng, cfg: &GenConfig) -> Vec<Operation> {
 fn random_input(rng: &mut Rng, cfg: &GenConfig, written: &mut u64) -> Input {
     let mut value = |rng: &mut Rng| {
         *written += 1;
-        match cfg.value_pool {
-            Some(pool) if rng.chance(0.3) => int(rng.range(0, pool) as i64),
-            Some(pool) => Value(format!("v{}", rng.range(0, pool)).into_bytes()),
-            None => Value(format!("w{written}").into_bytes()),
+        match cfg.values {
+            ValueKind::Pool(pool) if rng.chance(0.3) => int(rng.range(0, pool) as i64),
+            ValueKind::Pool(pool) => Value(format!("v{}", rng.range(0, pool)).into_bytes()),
+            ValueKind::Unique => Value(format!("w{written}").into_bytes()),
+            ValueKind::Sim => Value(rng.next_u64().to_le_bytes().to_vec()),
         }
+    };
+    // RMW operands: likely-present values, or the simulator's small ints.
+    let mut operand = |rng: &mut Rng| match cfg.values {
+        ValueKind::Sim => int(rng.range(0, 8) as i64),
+        _ => value(rng),
     };
     let roll = rng.range(0, 1000) as f64 / 1000.0;
     if roll < cfg.read_share {
@@ -215,11 +232,10 @@ fn random_input(rng: &mut Rng, cfg: &GenConfig, written: &mut u64) -> Input {
         match rng.range(0, 3) {
             0 => Input::Rmw(fetch_add(rng.range(1, 4) as i64)),
             1 => {
-                // Expect a value likely to be there: a recent write or absent.
-                let expected = rng.chance(0.8).then(|| value(rng));
-                Input::Rmw(cas(expected, Some(value(rng))))
+                let expected = rng.chance(0.8).then(|| operand(rng));
+                Input::Rmw(cas(expected, Some(operand(rng))))
             }
-            _ => Input::Rmw(put_if_absent(value(rng))),
+            _ => Input::Rmw(put_if_absent(operand(rng))),
         }
     } else if rng.chance(0.1) {
         Input::Put(None)
@@ -253,6 +269,60 @@ fn run_serially(planned: &mut [Planned]) {
         if let Some(ret) = &mut op.ret {
             ret.output = output;
         }
+    }
+}
+
+/// Breaks (or sometimes not) a history: an output replaced by another
+/// value from the history, an RMW's applied flag flipped, an interval
+/// shrunk or stretched, an operation removed, or a return forgotten.
+pub fn mutate(rng: &mut Rng, h: &mut Vec<Operation>) {
+    if h.is_empty() {
+        return;
+    }
+    let mut values: Vec<Option<Value>> = vec![None, Some(int(0)), Some(int(1))];
+    for op in h.iter() {
+        match (&op.input, op.output()) {
+            (Input::Put(v), _) => values.push(v.clone()),
+            (_, Some(Output::Get(v))) => values.push(v.clone()),
+            (_, Some(Output::Rmw(out))) => values.push(out.new.clone()),
+            _ => {}
+        }
+    }
+    let victim = rng.range(0, h.len() as u64) as usize;
+    let replacement = rng.pick(&values).clone();
+    match rng.range(0, 8) {
+        0..=3 => {
+            if let Some(ret) = &mut h[victim].ret {
+                match &mut ret.output {
+                    Output::Get(seen) => *seen = replacement,
+                    Output::Rmw(out) => out.old = replacement,
+                    Output::Put => {}
+                }
+            }
+        }
+        4 => {
+            if let Some(Return {
+                output: Output::Rmw(out),
+                ..
+            }) = &mut h[victim].ret
+            {
+                out.applied = !out.applied;
+            }
+        }
+        5 => {
+            let call = h[victim].call;
+            if let Some(ret) = &mut h[victim].ret {
+                ret.time = if rng.chance(0.5) {
+                    call + rng.range(0, ret.time - call + 1)
+                } else {
+                    ret.time + rng.range(0, 30)
+                };
+            }
+        }
+        6 => {
+            h.remove(victim);
+        }
+        _ => h[victim].ret = None,
     }
 }
 
