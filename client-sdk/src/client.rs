@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
-use tonic::{Response, Status};
+use tonic::{Code, Response, Status};
 
 /// First pause after every replica failed once; doubled per round, capped.
 const ROUND_BACKOFF_FIRST: Duration = Duration::from_millis(20);
@@ -53,8 +53,8 @@ impl Client {
     /// first. Replicas that do not answer are kept, last, for failover, so
     /// this succeeds even if none answers yet; it fails only on invalid
     /// input (no endpoints, a malformed endpoint, an invalid config).
-    pub async fn connect(
-        endpoints: &[String],
+    pub async fn connect<S: AsRef<str>>(
+        endpoints: &[S],
         config: ClientConfig,
     ) -> Result<Client, ClientError> {
         config.validate()?;
@@ -133,25 +133,22 @@ impl Client {
             shared.config.failed_replica_penalty,
         );
         let max_attempts = shared.config.max_attempts;
-        let mut tried = Vec::new();
-        let mut last_error: Option<String> = None;
+        let mut failures = Failures::new(start);
         let mut backoff = ROUND_BACKOFF_FIRST;
-        let timeout = |attempts: u32, last_error: Option<String>| ClientError::Timeout {
-            after: start.elapsed(),
-            attempts,
-            last_error,
-        };
         for attempt in 0..max_attempts {
             let position = attempt as usize % order.len();
             if attempt > 0 && position == 0 {
-                // Every replica failed this round: give them a moment.
-                let pause = backoff.min(deadline.saturating_duration_since(Instant::now()));
-                tokio::time::sleep(pause).await;
+                // Every replica failed this round: give them a moment, unless
+                // the deadline would pass during the pause anyway.
+                if deadline.saturating_duration_since(Instant::now()) <= backoff {
+                    return Err(failures.into_error(attempt));
+                }
+                tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(ROUND_BACKOFF_MAX);
             }
             let now = Instant::now();
             if now >= deadline {
-                return Err(timeout(attempt, last_error));
+                return Err(failures.into_error(attempt));
             }
             let remaining = deadline - now;
             // The last attempt may use all the time left; earlier ones are
@@ -163,31 +160,70 @@ impl Client {
             };
             let replica = &shared.replicas[order[position]];
             let endpoint = &replica.info.endpoint;
-            tried.push(endpoint.clone());
+            failures.tried.push(endpoint.clone());
             let mut req = tonic::Request::new(request.clone());
             req.set_timeout(budget);
             let sent = send(KvClient::new(replica.channel.clone()), req);
-            let failure = match tokio::time::timeout(budget, sent).await {
+            // tonic enforces the grpc-timeout it sends, too (as CANCELLED),
+            // racing our timer: an attempt that used its budget timed out.
+            let used_budget = || now.elapsed() >= budget;
+            let (failure, timed_out) = match tokio::time::timeout(budget, sent).await {
                 Ok(Ok(reply)) => {
                     replica.mark_ok();
                     return Ok((reply.into_inner(), endpoint.clone()));
                 }
                 Ok(Err(status)) => match classify(&status, endpoint) {
                     AttemptFailure::Fatal(e) => return Err(e),
-                    AttemptFailure::Retry(message) => message,
+                    AttemptFailure::Retry(message) => (
+                        message,
+                        status.code() == Code::DeadlineExceeded || used_budget(),
+                    ),
                 },
-                Err(_) => format!("{endpoint}: no reply within {budget:?}"),
+                Err(_) => (format!("{endpoint}: no reply within {budget:?}"), true),
             };
             replica.mark_failed(Instant::now());
-            last_error = Some(failure);
+            failures.last_error = Some(failure);
+            failures.last_timed_out = timed_out;
         }
-        if Instant::now() >= deadline {
-            return Err(timeout(max_attempts, last_error));
+        Err(failures.into_error(max_attempts))
+    }
+}
+
+/// The failed attempts of one call, and the error they add up to.
+struct Failures {
+    start: Instant,
+    /// The endpoint of every attempt, in order.
+    tried: Vec<String>,
+    last_error: Option<String>,
+    /// Whether the last attempt ran out of time (rather than being refused).
+    last_timed_out: bool,
+}
+
+impl Failures {
+    fn new(start: Instant) -> Failures {
+        Failures {
+            start,
+            tried: Vec::new(),
+            last_error: None,
+            last_timed_out: false,
         }
-        Err(ClientError::Unavailable {
-            tried,
-            last_error: last_error.unwrap_or_default(),
-        })
+    }
+
+    /// `Timeout` if time ran out during an attempt (or before any), else
+    /// `Unavailable`: the replicas said no and retrying was cut off by the
+    /// attempt budget or by a deadline shorter than the next pause.
+    fn into_error(self, attempts: u32) -> ClientError {
+        match self.last_error {
+            Some(last_error) if !self.last_timed_out => ClientError::Unavailable {
+                tried: self.tried,
+                last_error,
+            },
+            last_error => ClientError::Timeout {
+                after: self.start.elapsed(),
+                attempts,
+                last_error,
+            },
+        }
     }
 }
 

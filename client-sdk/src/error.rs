@@ -15,8 +15,9 @@ pub enum ClientError {
     #[error("invalid argument: {message}")]
     InvalidArgument { message: String },
 
-    /// The call's deadline passed before a replica answered. The operation
-    /// may still take effect (an RMW at most once).
+    /// The call's deadline passed while an attempt was waiting for a reply
+    /// (or before the first one). The operation may still take effect (an
+    /// RMW at most once).
     #[error("timed out after {after:?} ({attempts} attempt(s)){}", last_error_suffix(.last_error))]
     Timeout {
         /// Time from the start of the call to giving up.
@@ -27,9 +28,10 @@ pub enum ClientError {
         last_error: Option<String>,
     },
 
-    /// Every attempt failed with a retryable error (unreachable replica,
-    /// UNAVAILABLE, per-attempt timeout, ...) and the attempt budget
-    /// (`ClientConfig::max_attempts`) ran out before the deadline.
+    /// The replicas refused (unreachable, UNAVAILABLE, ...) and retrying
+    /// stopped: the attempt budget (`ClientConfig::max_attempts`) ran out, or
+    /// the deadline would pass before the next round. The operation may have
+    /// taken effect if a refusal came after the request was sent.
     #[error("no replica available (tried {}): {last_error}", tried.join(", "))]
     Unavailable {
         /// The endpoint of each attempt, in order (an endpoint may repeat).

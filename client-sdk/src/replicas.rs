@@ -107,8 +107,8 @@ async fn probe(channel: Channel, config: ClientConfig) -> (Option<PingReply>, Op
 
 /// Opens a channel to every endpoint, probes them all in parallel and
 /// returns them nearest first; unreachable ones last, in the given order.
-pub(crate) async fn connect_all(
-    endpoints: &[String],
+pub(crate) async fn connect_all<S: AsRef<str>>(
+    endpoints: &[S],
     config: &ClientConfig,
 ) -> Result<Vec<Replica>, ClientError> {
     if endpoints.is_empty() {
@@ -116,7 +116,7 @@ pub(crate) async fn connect_all(
     }
     let mut replicas = Vec::with_capacity(endpoints.len());
     for raw in endpoints {
-        let endpoint = normalize_endpoint(raw)?;
+        let endpoint = normalize_endpoint(raw.as_ref())?;
         replicas.push(Replica {
             channel: channel(&endpoint, config)?,
             info: ReplicaInfo {
