@@ -71,9 +71,10 @@ fn channel(endpoint: &str, config: &ClientConfig) -> Result<Channel, ClientError
         .map_err(|e| ClientError::invalid(format!("bad endpoint {endpoint:?}: {e}")))?
         .connect_timeout(config.connect_timeout)
         .tcp_nodelay(true)
-        // Detects a silently dead connection (a partition) between calls.
+        // Detects a silently dead connection (a partition) under a long
+        // call; generous, since a WAN round trip can take 300 ms.
         .http2_keep_alive_interval(Duration::from_secs(10))
-        .keep_alive_timeout(config.connect_timeout);
+        .keep_alive_timeout(Duration::from_secs(5));
     Ok(endpoint.connect_lazy())
 }
 
