@@ -44,6 +44,7 @@ mod history;
 mod model;
 mod pending;
 mod prune;
+mod remaining;
 mod search;
 mod shrink;
 

@@ -1,19 +1,21 @@
 //! Dead-end pruning for the search. Plain WGL notices that an operation
 //! cannot be placed only when it reaches that operation's return, after
-//! trying every order of the operations in between. On a hot key with
-//! unique written values that is exponential in the concurrency. A
-//! configuration is cut at once when one of these holds:
+//! trying every order of the operations in between. On a hot key that is
+//! exponential in the concurrency. A configuration is cut at once when one
+//! of these holds (writer counts from `remaining`, generous, so each rule
+//! only ever cuts configurations that truly have no way forward):
 //!
 //! - starved: a remaining operation observed a value `v` (a Get's result,
-//!   an RMW's old value) that is not the current state and that no
-//!   remaining operation can write. That reader can never be placed.
-//! - pinned: no remaining operation can write the current state `s`, a
-//!   remaining reader `g` observed `s`, and a remaining operation `x` that
-//!   returned before `g` was called cannot run in `s` without changing it.
-//!   `x` must come before `g`, so the state leaves `s` before `g` and never
-//!   comes back.
+//!   an RMW's old value) that is not the current state, and no remaining
+//!   operation that can write `v` was called before that reader returned
+//!   (none at all, or all too late). That reader can never be placed.
+//! - pinned: a remaining reader `g` observed the current state `s`, a
+//!   remaining operation `x` that returned before `g` was called cannot run
+//!   in `s` without changing it, and no remaining operation that can write
+//!   `s` was called before `g` returned. `x` must come before `g`, so the
+//!   state leaves `s` before `g` and cannot come back in time.
 //! - overlapping zones (Gibbons and Korach 1997, "Testing shared memories",
-//!   section 4, specialised to the remaining operations): call a value
+//!   section 4, applied to the remaining operations): call a value
 //!   single-shot if exactly one remaining operation can write it. From that
 //!   write to its last remaining reader the state must stay that value, so
 //!   the value's remaining operations (its cluster) occupy a contiguous,
@@ -25,194 +27,12 @@
 //!   can rewrite it) has already begun, so it conflicts with any cluster
 //!   whose `f` precedes its `l`.
 //!
-//! Writers are counted generously (a pending CAS as a writer of its new
-//! value though it may fail, a pending fetch-and-add as a writer of every
-//! integer, nothing for an RMW that only observed): that can only prune
-//! less, so pruning stays sound. The zone rule looks only at values the
-//! current candidates read or write, and `pinned` looks a bounded distance
-//! ahead, which keeps each check cheap and again only prunes less.
+//! The per-value rules look only at values the current candidates (and the
+//! first return's operation) read or write, and `pinned` looks a bounded
+//! distance ahead: that keeps each check cheap and only cuts less.
 
-use super::model::{KeyModel, StateId, Transition};
+use super::model::StateId;
 use super::search::{HEAD, NIL, Search};
-
-const NONE: u32 = u32::MAX;
-
-/// Per-value counts of the readers and writers not yet linearized.
-pub(crate) struct Starvation {
-    /// Per op: the value it observed, and the values it may write.
-    reads: Vec<Option<StateId>>,
-    writes: Vec<Vec<StateId>>,
-    /// Per op: a pending fetch-and-add that may write any integer.
-    writes_any_integer: Vec<bool>,
-    /// Per value: remaining readers and writers, and whether it is an
-    /// 8-byte integer.
-    readers: Vec<u32>,
-    writers: Vec<u32>,
-    is_integer: Vec<bool>,
-    /// Per value: its readers (in call order) and writers.
-    readers_of: Vec<Vec<u32>>,
-    writers_of: Vec<Vec<u32>>,
-    integer_writers: u32,
-    /// Values with remaining readers and no remaining writer, as an
-    /// indexed set.
-    starved: Vec<StateId>,
-    starved_pos: Vec<u32>,
-}
-
-impl Starvation {
-    pub(crate) fn new(model: &KeyModel) -> Starvation {
-        let n = model.ops.len();
-        // Impossible outcomes read a value no one writes: one past the
-        // table. A value the search interns later may reuse that id; then
-        // the sentinel is merely not pruned on in that state, which is
-        // sound (the operation still never steps).
-        let never = model.values.len() as StateId;
-        let values = model.values.len() + 1;
-        let mut s = Starvation {
-            reads: vec![None; n],
-            writes: vec![Vec::new(); n],
-            writes_any_integer: vec![false; n],
-            readers: vec![0; values],
-            writers: vec![0; values],
-            is_integer: (0..values)
-                .map(|v| (v as StateId) < never && model.values.is_integer(v as StateId))
-                .collect(),
-            readers_of: vec![Vec::new(); values],
-            writers_of: vec![Vec::new(); values],
-            integer_writers: 0,
-            starved: Vec::new(),
-            starved_pos: vec![NONE; values],
-        };
-        for (op, o) in model.ops.iter().enumerate() {
-            let (read, writes) = match &o.transition {
-                Transition::Get { observed } => (Some(*observed), Vec::new()),
-                Transition::Put { value } => (None, vec![*value]),
-                // A read-only RMW "writes" its old value only where the
-                // state already is that value: it never restores it.
-                Transition::RmwDone { old, new } if old == new => (Some(*old), Vec::new()),
-                Transition::RmwDone { old, new } => (Some(*old), vec![*new]),
-                Transition::Impossible => (Some(never), Vec::new()),
-                Transition::RmwPending {
-                    writes,
-                    writes_any_integer,
-                    ..
-                } => {
-                    s.writes_any_integer[op] = *writes_any_integer;
-                    (None, writes.clone())
-                }
-            };
-            if let Some(r) = read {
-                s.readers[r as usize] += 1;
-                s.readers_of[r as usize].push(op as u32);
-            }
-            for &w in &writes {
-                s.writers[w as usize] += 1;
-                s.writers_of[w as usize].push(op as u32);
-            }
-            s.reads[op] = read;
-            s.writes[op] = writes;
-            if s.writes_any_integer[op] {
-                s.integer_writers += 1;
-            }
-        }
-        for v in 0..values {
-            s.refresh(v as StateId);
-        }
-        s
-    }
-
-    fn is_starved(&self, v: StateId) -> bool {
-        let v = v as usize;
-        self.readers[v] > 0
-            && self.writers[v] == 0
-            && !(self.is_integer[v] && self.integer_writers > 0)
-    }
-
-    fn refresh(&mut self, v: StateId) {
-        let starved = self.is_starved(v);
-        let pos = self.starved_pos[v as usize];
-        if starved && pos == NONE {
-            self.starved_pos[v as usize] = self.starved.len() as u32;
-            self.starved.push(v);
-        } else if !starved && pos != NONE {
-            let last = self.starved.pop().expect("non-empty");
-            if last != v {
-                self.starved[pos as usize] = last;
-                self.starved_pos[last as usize] = pos;
-            }
-            self.starved_pos[v as usize] = NONE;
-        }
-    }
-
-    /// Accounts for `op` being linearized (`delta` = -1) or undone (+1).
-    fn apply(&mut self, op: usize, linearized: bool) {
-        let bump = |count: &mut u32| {
-            if linearized { *count -= 1 } else { *count += 1 }
-        };
-        if let Some(r) = self.reads[op] {
-            bump(&mut self.readers[r as usize]);
-            self.refresh(r);
-        }
-        for i in 0..self.writes[op].len() {
-            let w = self.writes[op][i];
-            bump(&mut self.writers[w as usize]);
-            self.refresh(w);
-        }
-        if self.writes_any_integer[op] {
-            let before = self.integer_writers > 0;
-            bump(&mut self.integer_writers);
-            if before != (self.integer_writers > 0) {
-                for v in 0..self.readers.len() {
-                    if self.is_integer[v] {
-                        self.refresh(v as StateId);
-                    }
-                }
-            }
-        }
-    }
-
-    pub(crate) fn linearize(&mut self, op: usize) {
-        self.apply(op, true);
-    }
-
-    pub(crate) fn undo(&mut self, op: usize) {
-        self.apply(op, false);
-    }
-
-    /// A starved value other than `state`, if any: the configuration is dead.
-    pub(crate) fn starved_value(&self, state: StateId) -> Option<StateId> {
-        self.starved.iter().copied().find(|&v| v != state)
-    }
-
-    /// The readers of `v`, in call order.
-    pub(crate) fn readers_of(&self, v: StateId) -> &[u32] {
-        self.readers_of.get(v as usize).map_or(&[], Vec::as_slice)
-    }
-
-    /// The only remaining operation that can write `v`, if exactly one can.
-    fn sole_writer(&self, v: StateId, linearized: &super::cache::Linearized) -> Option<usize> {
-        let i = v as usize;
-        if i >= self.writers.len()
-            || self.writers[i] != 1
-            || (self.is_integer[i] && self.integer_writers > 0)
-        {
-            return None;
-        }
-        self.writers_of[i]
-            .iter()
-            .map(|&op| op as usize)
-            .find(|&op| !linearized.contains(op))
-    }
-
-    /// Whether some remaining operation may write `v`.
-    pub(crate) fn has_writer(&self, v: StateId) -> bool {
-        let v = v as usize;
-        // Values interned during the search have no recorded writer.
-        v >= self.writers.len()
-            || self.writers[v] > 0
-            || (self.is_integer[v] && self.integer_writers > 0)
-    }
-}
 
 /// A configuration with no way forward: `blocking` can never be placed, and
 /// every operation that decided so was called before node `decided_by`.
@@ -234,15 +54,19 @@ struct Zone {
 }
 
 impl Search<'_> {
-    /// Checks the three rules of this module on the current configuration.
+    /// Checks the rules of this module on the current configuration.
     pub(crate) fn dead_end(&mut self) -> Option<DeadEnd> {
-        if let Some(reader) = self.starved_reader() {
+        let values = self.window_values();
+        if let Some(reader) = self.starved_reader(&values) {
             return Some(DeadEnd {
                 decided_by: self.ret_node[reader],
                 blocking: reader,
             });
         }
-        let reader = self.pinned_reader().or_else(|| self.overlapping_zones())?;
+        let reader = match self.pinned_reader() {
+            Some(reader) => reader,
+            None => self.overlapping_zones(&values)?,
+        };
         Some(DeadEnd {
             decided_by: self.call_node[reader] + 1,
             blocking: reader,
@@ -261,20 +85,66 @@ impl Search<'_> {
         self.node_time[self.ret_node[op] as usize]
     }
 
-    /// Of the readers of a starved value, the one that must be placed first.
-    fn starved_reader(&self) -> Option<usize> {
-        let value = self.starvation.starved_value(self.state)?;
-        self.starvation
-            .readers_of(value)
-            .iter()
-            .map(|&op| op as usize)
-            .filter(|&op| self.remaining(op))
-            .min_by_key(|&op| self.ret_node[op])
+    /// The values the candidates and the first return's operation read or
+    /// write, other than the current state.
+    fn window_values(&mut self) -> Vec<StateId> {
+        self.window_stamp += 1;
+        let stamp = self.window_stamp;
+        let mut values: Vec<StateId> = Vec::new();
+        let mut node = self.next[HEAD as usize];
+        while node != NIL {
+            let op = self.node_op[node as usize] as usize;
+            let read = self.remaining_ops.reads(op);
+            for &v in read.iter().chain(self.remaining_ops.writes(op)) {
+                // Recorded values only: the search's own have no readers.
+                let Some(seen) = self.value_stamp.get_mut(v as usize) else {
+                    continue;
+                };
+                if v != self.state && *seen != stamp {
+                    *seen = stamp;
+                    values.push(v);
+                }
+            }
+            if !self.node_is_call[node as usize] {
+                break;
+            }
+            node = self.next[node as usize];
+        }
+        values
+    }
+
+    /// A reader that can never see its value: of a value no one can write
+    /// any more, or (for the window's values) whose writers all come too
+    /// late for it.
+    fn starved_reader(&mut self, values: &[StateId]) -> Option<usize> {
+        if let Some(value) = self.remaining_ops.starved_value(self.state) {
+            return self
+                .remaining_ops
+                .readers_of(value)
+                .iter()
+                .map(|&op| op as usize)
+                .filter(|&op| self.remaining(op))
+                .min_by_key(|&op| self.ret_node[op]);
+        }
+        for &v in values {
+            let Some(reader) = self.remaining_ops.first_returning_reader(v) else {
+                continue;
+            };
+            let deadline = self.ret_time(reader);
+            if self
+                .remaining_ops
+                .first_writer_call(v)
+                .is_none_or(|call| deadline < call)
+            {
+                return Some(reader);
+            }
+        }
+        None
     }
 
     /// The latest remaining reader of `v`.
     fn last_reader(&self, v: StateId) -> Option<usize> {
-        self.starvation
+        self.remaining_ops
             .readers_of(v)
             .iter()
             .rev()
@@ -285,11 +155,15 @@ impl Search<'_> {
     /// A remaining reader of the current state that can no longer see it.
     fn pinned_reader(&mut self) -> Option<usize> {
         let s = self.state;
-        if self.starvation.has_writer(s) {
-            return None;
-        }
         let reader = self.last_reader(s)?;
         let reader_call = self.call_time(reader);
+        if self
+            .remaining_ops
+            .first_writer_call(s)
+            .is_some_and(|call| call <= self.ret_time(reader))
+        {
+            return None;
+        }
         let mut node = self.next[HEAD as usize];
         for _ in 0..PIN_LOOKAHEAD {
             if node == NIL || self.node_time[node as usize] >= reader_call {
@@ -307,14 +181,14 @@ impl Search<'_> {
     }
 
     /// The zone of single-shot value `v` over its remaining operations.
-    fn zone(&self, v: StateId) -> Option<Zone> {
-        let writer = self.starvation.sole_writer(v, &self.linearized)?;
+    fn zone(&mut self, v: StateId) -> Option<Zone> {
+        let writer = self.remaining_ops.sole_writer(v)?;
         let mut zone = Zone {
             first_ret: self.ret_time(writer),
             last_call: self.call_time(writer),
             last_caller: writer,
         };
-        for &reader in self.starvation.readers_of(v) {
+        for &reader in self.remaining_ops.readers_of(v) {
             let reader = reader as usize;
             if self.remaining(reader) {
                 zone.first_ret = zone.first_ret.min(self.ret_time(reader));
@@ -329,11 +203,10 @@ impl Search<'_> {
 
     /// Two clusters that cannot both fit: returns the latest-called
     /// operation involved.
-    fn overlapping_zones(&self) -> Option<usize> {
+    fn overlapping_zones(&mut self, values: &[StateId]) -> Option<usize> {
         let mut zones: Vec<Zone> = Vec::new();
-        let mut seen: Vec<StateId> = vec![self.state];
         let s = self.state;
-        if !self.starvation.has_writer(s)
+        if !self.remaining_ops.has_writer(s)
             && let Some(reader) = self.last_reader(s)
         {
             // Begun already: it precedes every other cluster.
@@ -343,21 +216,8 @@ impl Search<'_> {
                 last_caller: reader,
             });
         }
-        // The candidates and the first return's operation.
-        let mut node = self.next[HEAD as usize];
-        while node != NIL {
-            let op = self.node_op[node as usize] as usize;
-            let writes = self.starvation.writes[op].iter().copied();
-            for v in self.starvation.reads[op].into_iter().chain(writes) {
-                if !seen.contains(&v) {
-                    seen.push(v);
-                    zones.extend(self.zone(v));
-                }
-            }
-            if !self.node_is_call[node as usize] {
-                break;
-            }
-            node = self.next[node as usize];
+        for &v in values {
+            zones.extend(self.zone(v));
         }
         first_overlap(&mut zones)
     }

@@ -24,7 +24,8 @@
 
 use super::cache::{Cache, Linearized};
 use super::model::{ABSENT, KeyModel, StateId, Transition};
-use super::prune::{DeadEnd, Starvation};
+use super::prune::DeadEnd;
+use super::remaining::Remaining;
 use std::time::Instant;
 
 /// Bounds on one search.
@@ -119,7 +120,10 @@ pub(super) struct Search<'a> {
     pub(super) call_node: Vec<u32>,
     pub(super) ret_node: Vec<u32>,
     pub(super) linearized: Linearized,
-    pub(super) starvation: Starvation,
+    pub(super) remaining_ops: Remaining,
+    /// Per value: the last `window_stamp` it was collected under.
+    pub(super) value_stamp: Vec<u32>,
+    pub(super) window_stamp: u32,
     pub(super) cache: Cache,
     pub(super) stack: Vec<Frame>,
     /// Dead writes placed by the frames on `stack`, in order.
@@ -170,7 +174,8 @@ impl<'a> Search<'a> {
             .collect();
         let prev = (0..nodes as u32).map(|i| i.wrapping_sub(1)).collect();
         let completed = model.completed();
-        let starvation = Starvation::new(model);
+        let remaining_ops = Remaining::new(model);
+        let value_stamp = vec![0; model.values.len()];
         Search {
             model,
             limits,
@@ -183,7 +188,9 @@ impl<'a> Search<'a> {
             call_node,
             ret_node,
             linearized: Linearized::new(n, completed),
-            starvation,
+            remaining_ops,
+            value_stamp,
+            window_stamp: 0,
             cache: Cache::default(),
             stack: Vec::new(),
             absorbed: Vec::new(),
@@ -205,7 +212,11 @@ impl<'a> Search<'a> {
                     if self.next[HEAD as usize] == NIL {
                         return Outcome::Linearizable;
                     }
-                    let dead = if self.options.plain {
+                    // A read-only move only removes a reader, which makes no
+                    // rule of `prune` fire that did not fire before it; the
+                    // next free move's configuration is checked instead.
+                    let after_read = self.stack.last().is_some_and(|f| f.forced);
+                    let dead = if self.options.plain || after_read {
                         None
                     } else {
                         self.dead_end()
@@ -361,10 +372,10 @@ impl<'a> Search<'a> {
         });
         for i in from..self.absorbed.len() {
             let w = self.absorbed[i];
-            self.starvation.linearize(w as usize);
+            self.remaining_ops.linearize(w as usize);
             self.lift(w);
         }
-        self.starvation.linearize(op as usize);
+        self.remaining_ops.linearize(op as usize);
         self.lift(op);
         self.state = after;
         Enter::Entered
@@ -376,12 +387,12 @@ impl<'a> Search<'a> {
         while let Some(frame) = self.stack.pop() {
             self.state = frame.state_before;
             self.unlift(frame.op);
-            self.starvation.undo(frame.op as usize);
+            self.remaining_ops.undo(frame.op as usize);
             self.linearized.toggle(frame.op as usize);
             for _ in 0..frame.absorbed {
                 let w = self.absorbed.pop().expect("absorbed by this frame");
                 self.unlift(w);
-                self.starvation.undo(w as usize);
+                self.remaining_ops.undo(w as usize);
                 self.linearized.toggle(w as usize);
             }
             if !frame.forced {

@@ -45,9 +45,39 @@ fn hot_key_with_eighty_clients() {
         hot_share: 0.25,
         read_share: 0.495,
         rmw_share: 0.01,
+        values: ValueKind::Sim,
         ..GenConfig::default()
     };
-    run("hot key/80 clients", 43, &cfg);
+    run("25% hot key/80 clients", 43, &cfg);
+}
+
+#[test]
+fn one_key_eighty_concurrent_clients() {
+    let cfg = GenConfig {
+        clients: 80,
+        ops: 10_000,
+        keys: 1,
+        read_share: 0.495,
+        rmw_share: 0.01,
+        values: ValueKind::Sim,
+        ..GenConfig::default()
+    };
+    run("one key/80 clients", 44, &cfg);
+}
+
+#[test]
+fn hundred_thousand_ops_over_many_keys() {
+    let cfg = GenConfig {
+        clients: 80,
+        ops: 100_000,
+        keys: 2000,
+        hot_share: 0.25,
+        read_share: 0.495,
+        rmw_share: 0.01,
+        values: ValueKind::Sim,
+        ..GenConfig::default()
+    };
+    run("100k ops/80 clients/2000 keys", 45, &cfg);
 }
 
 /// A knob for measuring by hand, in release mode:
