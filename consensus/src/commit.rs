@@ -87,7 +87,9 @@ impl Epaxos {
         }
         self.recovery_armed.remove(&id);
         self.persist_instance(id, out);
-        if self.awaiting.contains_key(&id) {
+        if self.cfg.every_op {
+            self.reply_at_commit(id, out);
+        } else if self.awaiting.contains_key(&id) {
             self.arm_reply_retry(now, id, out);
         }
         true

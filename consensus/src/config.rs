@@ -30,6 +30,12 @@ pub struct EpaxosConfig {
     /// is forgotten first). A retry is recognised as long as fewer than
     /// this many other clients ran RMWs on the same key in between.
     pub dedup_clients_per_key: usize,
+    /// The "EPaxos-all" baseline (PROTOCOL.md "Baselines"): gets and puts
+    /// are commands too, execution reads the register store (see
+    /// `execute`), the base plays no part in PreAccept, and the leader
+    /// answers after its own execution (puts at commit).
+    #[serde(default)]
+    pub every_op: bool,
 }
 
 impl Default for EpaxosConfig {
@@ -41,6 +47,7 @@ impl Default for EpaxosConfig {
             recovery_timeout_us: 2_000_000,
             max_retransmits: 3,
             dedup_clients_per_key: 4096,
+            every_op: false,
         }
     }
 }

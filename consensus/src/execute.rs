@@ -1,25 +1,39 @@
 //! The RMW execution rule (Gryff, NSDI 2020, section 5; PROTOCOL.md 4)
-//! and deduplication of retried RMWs (PROTOCOL.md 6).
+//! and deduplication of retried RMWs (PROTOCOL.md 6), shared by both
+//! ordering engines: EPaxos (`executor`) and raft (`raft::apply`) call
+//! [`RmwState::execute`] on each committed command in their order.
 //!
 //! Executing RMW `g` with committed base `b`:
 //! `eff = max_by_cs(b, last_rmw[k])`, `old = eff.value`, `new = g(old)`,
 //! `cs' = (eff.ts, eff.writer, eff.rmwc + 1)`, `last_rmw[k] = (new, cs')`,
 //! `apply(k, new, cs')` (a no-op if a newer write is there). Inputs are
-//! only committed data and the per-key EPaxos order, so every replica
-//! computes the same `(old, new, cs')`.
+//! only committed data and the per-key order, so every replica computes
+//! the same `(old, new, cs')`.
+//!
+//! The baselines ("EPaxos-all", "raft-all") order every operation, so the
+//! register store changes only through execution and is the same at every
+//! replica at the same point of the per-key order. There the committed
+//! base is raised to the store's register at execution (which covers the
+//! base and `last_rmw`), a put writes `(ts + 1, writer, 0)` over the
+//! key's register (`writer` names the command's slot: unique, and equal
+//! everywhere), and a get reads the register. So one store and one
+//! carstamp order serve every mode, and the same checker applies.
 //!
 //! Deduplication is per key: for each key, the latest `(request, outcome)`
-//! of each client that ran an RMW on it. A retried op always targets the
-//! same key, and the per-key execution order is the same everywhere, so
-//! every replica makes the same dedup decision (a cluster-wide table would
-//! not be: execution across keys interleaves differently per replica).
-//! Bound: `dedup_clients_per_key` clients per key; beyond it the client
-//! least recently executed on that key is forgotten (a deterministic
-//! choice, since it depends only on the key's execution order).
+//! of each client that ran an RMW (or, in the baselines, a put) on it. A
+//! retried op always targets the same key, and the per-key execution order
+//! is the same everywhere, so every replica makes the same dedup decision
+//! (a cluster-wide table would not be: execution across keys interleaves
+//! differently per replica). Bound: `dedup_clients_per_key` clients per
+//! key; beyond it the client least recently executed on that key is
+//! forgotten (a deterministic choice, since it depends only on the key's
+//! execution order).
 
 use crate::instance::Command;
 use crate::messages::{DedupEntry, EpaxosReply, ExecResult};
-use registers::{ClientId, Key, Register, RegisterStore, max_by_cs};
+use registers::{
+    Carstamp, ClientId, Key, OpId, Register, RegisterStore, RmwOutcome, WriterId, max_by_cs,
+};
 use std::collections::{BTreeMap, HashMap};
 
 #[derive(Clone, Debug, Default)]
@@ -49,6 +63,15 @@ impl KeyDedup {
     }
 }
 
+/// How a committed command meets the register store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ExecContext {
+    /// A baseline that orders every operation (see the module docs).
+    pub every_op: bool,
+    /// The writer id a put executed now gets (unique per command).
+    pub writer: WriterId,
+}
+
 /// `last_rmw` and the dedup table of one replica.
 #[derive(Clone, Debug)]
 pub(crate) struct RmwState {
@@ -70,84 +93,147 @@ impl RmwState {
         self.last_rmw.get(key).cloned().unwrap_or_default()
     }
 
+    /// The dedup decision for `op` on `key`: `Some` if it must not run.
+    fn dedup(&self, key: &Key, op: &OpId) -> Option<ExecResult> {
+        let (seen, _) = self.dedup.get(key)?.clients.get(&op.client)?;
+        if seen.op.request == op.request {
+            return Some(ExecResult::Duplicate(seen.clone()));
+        }
+        (seen.op.request > op.request).then_some(ExecResult::Nothing)
+    }
+
     /// Executes a committed command with committed `base`.
     pub(crate) fn execute(
         &mut self,
         cmd: &Command,
         base: &Register,
+        ctx: ExecContext,
         store: &mut RegisterStore,
     ) -> ExecResult {
-        let Command::Rmw { op, key, rmw } = cmd else {
-            return ExecResult::Nothing;
-        };
-        if let Some((seen, _)) = self.dedup.get(key).and_then(|d| d.clients.get(&op.client)) {
-            if seen.op.request == op.request {
-                return ExecResult::Duplicate(seen.clone());
+        let result = match cmd {
+            Command::Noop => return ExecResult::Nothing,
+            Command::Get { key, .. } => return ExecResult::Read(store.get(key)),
+            Command::Put { op, key, value } => {
+                if let Some(skip) = self.dedup(key, op) {
+                    return skip;
+                }
+                let current = store.get(key);
+                let register = Register::new(
+                    value.clone(),
+                    Carstamp::for_write(current.cs.ts, ctx.writer),
+                );
+                let entry = DedupEntry {
+                    op: *op,
+                    outcome: RmwOutcome {
+                        old: current.value,
+                        new: value.clone(),
+                        applied: true,
+                        not_an_integer: false,
+                    },
+                    cs: register.cs,
+                };
+                ExecResult::Written {
+                    key: key.clone(),
+                    register,
+                    entry,
+                }
             }
-            if seen.op.request > op.request {
-                return ExecResult::Nothing;
+            Command::Rmw { op, key, rmw } => {
+                if let Some(skip) = self.dedup(key, op) {
+                    return skip;
+                }
+                let current = store.get(key);
+                let committed = if ctx.every_op {
+                    max_by_cs(base, &current)
+                } else {
+                    base
+                };
+                let last = self.last_rmw(key);
+                let eff = max_by_cs(committed, &last);
+                let outcome = rmw.apply(eff.value.as_ref());
+                let cs = eff.cs.rmw_successor();
+                let last_rmw = Register::new(outcome.new.clone(), cs);
+                let register = max_by_cs(&current, &last_rmw).clone();
+                let entry = DedupEntry {
+                    op: *op,
+                    outcome,
+                    cs,
+                };
+                ExecResult::Applied {
+                    key: key.clone(),
+                    last_rmw,
+                    register,
+                    entry,
+                }
             }
-        }
-        let last = self.last_rmw(key);
-        let eff = max_by_cs(base, &last);
-        let outcome = rmw.apply(eff.value.as_ref());
-        let cs = eff.cs.rmw_successor();
-        let last_rmw = Register::new(outcome.new.clone(), cs);
-        store.apply(key, &last_rmw);
-        let entry = DedupEntry {
-            op: *op,
-            outcome,
-            cs,
-        };
-        let result = ExecResult::Applied {
-            key: key.clone(),
-            last_rmw,
-            register: store.get(key),
-            entry,
         };
         self.replay(&result, store);
         result
     }
 
     /// Re-applies a persisted execution (after a restart), and is the one
-    /// place `last_rmw` and the dedup table change.
+    /// place the store, `last_rmw` and the dedup table change.
     pub(crate) fn replay(&mut self, result: &ExecResult, store: &mut RegisterStore) {
-        if let ExecResult::Applied {
-            key,
-            last_rmw,
-            register,
-            entry,
-        } = result
-        {
-            store.apply(key, last_rmw);
-            store.apply(key, register);
-            self.last_rmw.insert(key.clone(), last_rmw.clone());
-            self.dedup
-                .entry(key.clone())
-                .or_default()
-                .insert(entry.clone(), self.capacity);
+        match result {
+            ExecResult::Applied {
+                key,
+                last_rmw,
+                register,
+                entry,
+            } => {
+                store.apply(key, last_rmw);
+                store.apply(key, register);
+                self.last_rmw.insert(key.clone(), last_rmw.clone());
+                self.remember(key, entry);
+            }
+            ExecResult::Written {
+                key,
+                register,
+                entry,
+            } => {
+                store.apply(key, register);
+                self.remember(key, entry);
+            }
+            ExecResult::Nothing | ExecResult::Duplicate(_) | ExecResult::Read(_) => {}
         }
+    }
+
+    fn remember(&mut self, key: &Key, entry: &DedupEntry) {
+        self.dedup
+            .entry(key.clone())
+            .or_default()
+            .insert(entry.clone(), self.capacity);
     }
 }
 
 /// The client reply an execution implies (`None` for a no-op).
 pub(crate) fn reply_for(cmd: &Command, result: &ExecResult) -> Option<EpaxosReply> {
-    match (cmd, result) {
-        (Command::Noop, _) => None,
-        (_, ExecResult::Applied { entry, .. }) | (_, ExecResult::Duplicate(entry)) => {
-            Some(EpaxosReply::Rmw {
+    Some(match (cmd, result) {
+        (Command::Noop, _) => return None,
+        (_, ExecResult::Nothing) => EpaxosReply::Superseded,
+        (Command::Get { .. }, ExecResult::Read(r)) => EpaxosReply::Get {
+            value: r.value.clone(),
+            cs: r.cs,
+        },
+        (Command::Put { .. }, ExecResult::Written { entry, .. } | ExecResult::Duplicate(entry)) => {
+            EpaxosReply::Put { cs: entry.cs }
+        }
+        (Command::Rmw { .. }, ExecResult::Applied { entry, .. } | ExecResult::Duplicate(entry)) => {
+            EpaxosReply::Rmw {
                 outcome: entry.outcome.clone(),
                 cs: entry.cs,
-            })
+            }
         }
-        (_, ExecResult::Nothing) => Some(EpaxosReply::Superseded),
-    }
+        // A result of another command kind cannot come from `execute`;
+        // kept total so that nothing panics: nobody gets an answer.
+        _ => EpaxosReply::Superseded,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use registers::{Carstamp, OpId, RequestId, RmwOp, Value, WriterId};
+    use registers::{RequestId, RmwOp, Value};
 
     fn op(c: u64, r: u64) -> OpId {
         OpId {
@@ -162,6 +248,124 @@ mod tests {
             key: Key::from(key),
             rmw: RmwOp::FetchAdd { delta: 1 },
         }
+    }
+
+    const GRYFF: ExecContext = ExecContext {
+        every_op: false,
+        writer: WriterId(0),
+    };
+
+    impl RmwState {
+        fn execute_gryff(
+            &mut self,
+            cmd: &Command,
+            base: &Register,
+            store: &mut RegisterStore,
+        ) -> ExecResult {
+            self.execute(cmd, base, GRYFF, store)
+        }
+    }
+
+    fn all(writer: u64) -> ExecContext {
+        ExecContext {
+            every_op: true,
+            writer: WriterId(writer),
+        }
+    }
+
+    fn put(c: u64, r: u64, v: &str) -> Command {
+        Command::Put {
+            op: op(c, r),
+            key: Key::from("k"),
+            value: Some(Value::from(v)),
+        }
+    }
+
+    #[test]
+    fn baseline_puts_follow_the_store_and_rmws_build_on_it() {
+        let mut st = RmwState::new(8);
+        let mut store = RegisterStore::new();
+        let k = Key::from("k");
+        let w = st.execute(&put(1, 1, "a"), &Register::default(), all(7), &mut store);
+        assert!(w.changed_state());
+        assert_eq!(
+            store.get(&k),
+            Register::new(Some(Value::from("a")), cs(1, 7, 0))
+        );
+        // The RMW's committed base is stale; in a baseline the store wins.
+        let r = st.execute(
+            &Command::Rmw {
+                op: op(2, 1),
+                key: k.clone(),
+                rmw: RmwOp::PutIfAbsent {
+                    value: Value::from("x"),
+                },
+            },
+            &Register::default(),
+            all(8),
+            &mut store,
+        );
+        let ExecResult::Applied { entry, .. } = &r else {
+            panic!("{r:?}")
+        };
+        assert_eq!(entry.outcome.old, Some(Value::from("a")));
+        assert_eq!(entry.cs, cs(1, 7, 1));
+        let w2 = st.execute(&put(1, 2, "b"), &Register::default(), all(9), &mut store);
+        assert!(
+            matches!(w2, ExecResult::Written { ref register, .. } if register.cs == cs(2, 9, 0))
+        );
+        let got = st.execute(
+            &Command::Get {
+                op: op(3, 1),
+                key: k.clone(),
+            },
+            &Register::default(),
+            all(10),
+            &mut store,
+        );
+        assert_eq!(got, ExecResult::Read(store.get(&k)));
+        assert!(!got.changed_state());
+        assert_eq!(
+            reply_for(
+                &Command::Get {
+                    op: op(3, 1),
+                    key: k.clone()
+                },
+                &got
+            ),
+            Some(EpaxosReply::Get {
+                value: Some(Value::from("b")),
+                cs: cs(2, 9, 0)
+            })
+        );
+        // A retried put is not written twice.
+        let again = st.execute(&put(1, 2, "b"), &Register::default(), all(11), &mut store);
+        assert!(matches!(again, ExecResult::Duplicate(ref e) if e.cs == cs(2, 9, 0)));
+        assert_eq!(
+            reply_for(&put(1, 2, "b"), &again),
+            Some(EpaxosReply::Put { cs: cs(2, 9, 0) })
+        );
+        assert_eq!(store.get(&k).cs, cs(2, 9, 0));
+        assert_eq!(
+            st.execute(&put(1, 1, "old"), &Register::default(), all(12), &mut store),
+            ExecResult::Nothing
+        );
+    }
+
+    #[test]
+    fn gryff_rmws_ignore_the_live_register() {
+        // Outside the baselines the store holds register-protocol writes
+        // that differ between replicas: execution must not read it.
+        let mut st = RmwState::new(8);
+        let mut store = RegisterStore::new();
+        let k = Key::from("k");
+        store.apply(&k, &Register::new(Some(Value::from_i64(50)), cs(3, 1, 0)));
+        let r = st.execute_gryff(&fadd(1, 1, "k"), &Register::default(), &mut store);
+        let ExecResult::Applied { entry, .. } = r else {
+            panic!()
+        };
+        assert_eq!(entry.outcome.old, None);
+        assert_eq!(entry.cs, cs(0, 0, 1));
     }
 
     fn cs(ts: u64, w: u64, rmwc: u32) -> Carstamp {
@@ -179,7 +383,7 @@ mod tests {
         let k = Key::from("k");
         let base = Register::default();
         for i in 0..3u64 {
-            let r = st.execute(&fadd(1, i + 1, "k"), &base, &mut store);
+            let r = st.execute_gryff(&fadd(1, i + 1, "k"), &base, &mut store);
             let ExecResult::Applied { last_rmw, .. } = r else {
                 panic!("not applied: {r:?}")
             };
@@ -195,10 +399,10 @@ mod tests {
         let mut st = RmwState::new(8);
         let mut store = RegisterStore::new();
         let k = Key::from("k");
-        st.execute(&fadd(1, 1, "k"), &Register::default(), &mut store);
+        st.execute_gryff(&fadd(1, 1, "k"), &Register::default(), &mut store);
         // A write at ts 5 committed as this RMW's base.
         let w5 = Register::new(Some(Value::from_i64(100)), cs(5, 7, 0));
-        st.execute(&fadd(2, 1, "k"), &w5, &mut store);
+        st.execute_gryff(&fadd(2, 1, "k"), &w5, &mut store);
         assert_eq!(
             store.get(&k),
             Register::new(Some(Value::from_i64(101)), cs(5, 7, 1))
@@ -207,7 +411,7 @@ mod tests {
         // last_rmw but the store keeps the write.
         let w9 = Register::new(Some(Value::from("w")), cs(9, 1, 0));
         store.apply(&k, &w9);
-        st.execute(&fadd(3, 1, "k"), &w5, &mut store);
+        st.execute_gryff(&fadd(3, 1, "k"), &w5, &mut store);
         assert_eq!(store.get(&k), w9);
         assert_eq!(
             st.last_rmw(&k),
@@ -220,8 +424,8 @@ mod tests {
         let mut st = RmwState::new(8);
         let mut store = RegisterStore::new();
         let base = Register::default();
-        let first = st.execute(&fadd(1, 1, "k"), &base, &mut store);
-        let again = st.execute(&fadd(1, 1, "k"), &base, &mut store);
+        let first = st.execute_gryff(&fadd(1, 1, "k"), &base, &mut store);
+        let again = st.execute_gryff(&fadd(1, 1, "k"), &base, &mut store);
         let ExecResult::Applied { entry, .. } = first else {
             panic!()
         };
@@ -229,12 +433,12 @@ mod tests {
         assert_eq!(store.get(&Key::from("k")).value, Some(Value::from_i64(1)));
         // The same request number on another key is another op.
         assert!(matches!(
-            st.execute(&fadd(1, 1, "j"), &base, &mut store),
+            st.execute_gryff(&fadd(1, 1, "j"), &base, &mut store),
             ExecResult::Applied { .. }
         ));
-        st.execute(&fadd(1, 2, "k"), &base, &mut store);
+        st.execute_gryff(&fadd(1, 2, "k"), &base, &mut store);
         assert_eq!(
-            st.execute(&fadd(1, 1, "k"), &base, &mut store),
+            st.execute_gryff(&fadd(1, 1, "k"), &base, &mut store),
             ExecResult::Nothing
         );
     }
@@ -244,16 +448,16 @@ mod tests {
         let mut st = RmwState::new(2);
         let mut store = RegisterStore::new();
         let base = Register::default();
-        st.execute(&fadd(1, 1, "k"), &base, &mut store);
-        st.execute(&fadd(2, 1, "k"), &base, &mut store);
-        st.execute(&fadd(1, 2, "k"), &base, &mut store);
-        st.execute(&fadd(3, 1, "k"), &base, &mut store); // evicts client 2
+        st.execute_gryff(&fadd(1, 1, "k"), &base, &mut store);
+        st.execute_gryff(&fadd(2, 1, "k"), &base, &mut store);
+        st.execute_gryff(&fadd(1, 2, "k"), &base, &mut store);
+        st.execute_gryff(&fadd(3, 1, "k"), &base, &mut store); // evicts client 2
         assert!(matches!(
-            st.execute(&fadd(1, 2, "k"), &base, &mut store),
+            st.execute_gryff(&fadd(1, 2, "k"), &base, &mut store),
             ExecResult::Duplicate(_)
         ));
         assert!(matches!(
-            st.execute(&fadd(2, 1, "k"), &base, &mut store),
+            st.execute_gryff(&fadd(2, 1, "k"), &base, &mut store),
             ExecResult::Applied { .. }
         ));
     }

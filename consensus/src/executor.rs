@@ -12,11 +12,11 @@
 //! which explicit-prepare recovery starts; the executor itself only runs
 //! when something was committed or recovered, so it never spins.
 
-use crate::execute::reply_for;
-use crate::instance::{Command, Instance, InstanceId};
+use crate::execute::{ExecContext, reply_for};
+use crate::instance::{Instance, InstanceId};
 use crate::machine::Epaxos;
 use crate::messages::{EpaxosEffect, EpaxosMsg, EpaxosPersist, ExecutionRecord};
-use registers::{Effect, Key, RegisterStore, ReplicaId, Time};
+use registers::{Effect, Key, RegisterStore, ReplicaId, Time, WriterId};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::Hash;
 
@@ -229,7 +229,7 @@ impl Epaxos {
         let Some(attrs) = self.instances.get(&id).and_then(|i| i.attrs.as_ref()) else {
             return Err(vec![id]);
         };
-        let Command::Rmw { key, .. } = &attrs.cmd else {
+        let Some(key) = attrs.cmd.key() else {
             return Ok(Vec::new());
         };
         let mut succ = Vec::new();
@@ -322,7 +322,7 @@ impl Epaxos {
             }
         }
         for a in reproposals {
-            self.start_proposal(now, a.op, a.key, a.rmw, store, out);
+            self.start_proposal(now, a.op, a.cmd, store, out);
         }
     }
 
@@ -345,7 +345,11 @@ impl Epaxos {
         if let Some(k) = attrs.cmd.key() {
             self.exec.forget(id, k);
         }
-        let result = self.rmw.execute(&attrs.cmd, &attrs.base, store);
+        let ctx = ExecContext {
+            every_op: self.cfg.every_op,
+            writer: WriterId::new(id.replica, id.slot),
+        };
+        let result = self.rmw.execute(&attrs.cmd, &attrs.base, ctx, store);
         if matches!(result, crate::messages::ExecResult::Duplicate(_)) {
             self.stats.duplicates_suppressed += 1;
         }
@@ -360,6 +364,9 @@ impl Epaxos {
                 self.executed_locally(id, reply, out);
                 None
             }
+            // EPaxos-all leaders answer after their own execution: no
+            // notices needed.
+            Some(_) if self.cfg.every_op => None,
             Some(_) => {
                 self.send(id.replica, EpaxosMsg::Executed { inst: id }, out);
                 None

@@ -5,7 +5,7 @@
 //! apart from it, the ballot at which the attributes were last accepted
 //! (Sutra, "On the correctness of Egalitarian Paxos", 2019).
 
-use registers::{Key, OpId, Register, ReplicaId, RmwOp};
+use registers::{ClientRequest, Key, OpId, Register, ReplicaId, RmwOp, Value};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -93,20 +93,65 @@ impl Deps {
     }
 }
 
-/// The command of an instance: the client's RMW, or the no-op recovery
-/// commits when no replica of a recovery quorum knows the command.
+/// The command of an instance (or of a raft log entry): the client's
+/// RMW, or the no-op recovery commits when no replica of a recovery
+/// quorum knows the command. `Get` and `Put` exist only in the baselines
+/// that order every operation ("EPaxos-all", "raft-all", PROTOCOL.md
+/// "Baselines"); in Gryff, gets and puts never reach consensus.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Command {
-    Rmw { op: OpId, key: Key, rmw: RmwOp },
+    Rmw {
+        op: OpId,
+        key: Key,
+        rmw: RmwOp,
+    },
+    Get {
+        op: OpId,
+        key: Key,
+    },
+    /// `value: None` deletes the key.
+    Put {
+        op: OpId,
+        key: Key,
+        value: Option<Value>,
+    },
     Noop,
 }
 
 impl Command {
-    /// The key it touches; two commands conflict iff they touch one key.
+    /// The key it touches; two commands conflict iff they touch one key
+    /// (gets included: the baselines order reads like writes, as the
+    /// EPaxos artifact the Gryff paper measured did).
     pub fn key(&self) -> Option<&Key> {
         match self {
-            Command::Rmw { key, .. } => Some(key),
+            Command::Rmw { key, .. } | Command::Get { key, .. } | Command::Put { key, .. } => {
+                Some(key)
+            }
             Command::Noop => None,
+        }
+    }
+
+    /// The client operation it carries.
+    pub fn op(&self) -> Option<OpId> {
+        match self {
+            Command::Rmw { op, .. } | Command::Get { op, .. } | Command::Put { op, .. } => {
+                Some(*op)
+            }
+            Command::Noop => None,
+        }
+    }
+
+    /// Whether only the every-operation baselines may order it.
+    pub fn is_baseline_only(&self) -> bool {
+        matches!(self, Command::Get { .. } | Command::Put { .. })
+    }
+
+    /// The command of a client request.
+    pub fn from_request(op: OpId, req: ClientRequest) -> Command {
+        match req {
+            ClientRequest::Get { key } => Command::Get { op, key },
+            ClientRequest::Put { key, value } => Command::Put { op, key, value },
+            ClientRequest::Rmw { key, op: rmw } => Command::Rmw { op, key, rmw },
         }
     }
 }

@@ -7,7 +7,7 @@ use crate::config::{ConfigError, EpaxosConfig};
 use crate::execute::RmwState;
 use crate::executor::ExecState;
 use crate::index::ConflictIndex;
-use crate::instance::{Attrs, Ballot, Instance, InstanceId, Status};
+use crate::instance::{Attrs, Ballot, Command, Instance, InstanceId, Status};
 use crate::messages::{EpaxosEffect, EpaxosMsg, EpaxosPersist, EpaxosTimer, InstanceRecord};
 use crate::reply::Awaiting;
 use registers::{Effect, Key, OpId, Register, RegisterStore, ReplicaId, RmwOp, Time};
@@ -21,6 +21,14 @@ pub enum BadInput {
     ReplicaOutOfRange(ReplicaId),
     #[error("message from this replica to itself")]
     FromSelf,
+    #[error("gets and puts are ordered only by the every-operation baselines")]
+    BaselineOnly,
+    #[error("a no-op is not a client command")]
+    NotAClientCommand,
+    #[error("malformed: {0}")]
+    Malformed(&'static str),
+    #[error("message addressed to replica {0:?}")]
+    WrongRecipient(ReplicaId),
 }
 
 /// Counters for metrics and tests.
@@ -159,12 +167,32 @@ impl Epaxos {
         store: &mut RegisterStore,
         out: &mut Vec<EpaxosEffect>,
     ) {
+        // An RMW is a command in every mode: this cannot fail.
+        let _ = self.propose_command(now, Command::Rmw { op, key, rmw }, store, out);
+    }
+
+    /// Like [`Epaxos::propose`] for any client command; gets and puts
+    /// only in EPaxos-all (`every_op`).
+    pub fn propose_command(
+        &mut self,
+        now: Time,
+        cmd: Command,
+        store: &mut RegisterStore,
+        out: &mut Vec<EpaxosEffect>,
+    ) -> Result<(), BadInput> {
+        let Some(op) = cmd.op() else {
+            return Err(BadInput::NotAClientCommand);
+        };
+        if cmd.is_baseline_only() && !self.cfg.every_op {
+            return Err(BadInput::BaselineOnly);
+        }
         if self.in_flight.contains_key(&op) {
             self.stats.duplicate_proposals += 1;
-            return;
+            return Ok(());
         }
         self.stats.proposals += 1;
-        self.start_proposal(now, op, key, rmw, store, out);
+        self.start_proposal(now, op, cmd, store, out);
+        Ok(())
     }
 
     /// One message from peer `from`.
@@ -284,6 +312,9 @@ impl Epaxos {
         };
         if let Some(a) = attrs {
             a.deps.iter().try_for_each(|(r, _)| check(r))?;
+            if a.cmd.is_baseline_only() && !self.cfg.every_op {
+                return Err(BadInput::BaselineOnly);
+            }
         }
         Ok(())
     }

@@ -4,7 +4,7 @@
 //! they travel over gRPC and into the log as opaque bytes.
 
 use crate::instance::{Attrs, Ballot, Deps, InstanceId, Status};
-use registers::{Carstamp, ClientReply, Effect, Key, OpId, Register, RmwOutcome};
+use registers::{Carstamp, ClientReply, Effect, Key, OpId, Register, RmwOutcome, Value};
 use serde::{Deserialize, Serialize};
 
 /// What one replica reports about an instance in a PrepareOk: everything
@@ -129,6 +129,27 @@ pub enum ExecResult {
         register: Register,
         entry: DedupEntry,
     },
+    /// Baselines only: a put wrote `register` (apply-if-greater; its
+    /// carstamp follows the key's register at execution) and the dedup
+    /// table remembers `entry`.
+    Written {
+        key: Key,
+        register: Register,
+        entry: DedupEntry,
+    },
+    /// Baselines only: a get read `register`; nothing changed.
+    Read(Register),
+}
+
+impl ExecResult {
+    /// Whether executing changed the replica's state (and so must be
+    /// durable before anyone hears of it).
+    pub fn changed_state(&self) -> bool {
+        matches!(
+            self,
+            ExecResult::Applied { .. } | ExecResult::Written { .. }
+        )
+    }
 }
 
 /// The durable record of one execution: ONE record per instance, so that
@@ -152,6 +173,12 @@ pub enum EpaxosReply {
     /// Executed on a majority: the observed old value, the result, and
     /// the RMW's carstamp.
     Rmw { outcome: RmwOutcome, cs: Carstamp },
+    /// EPaxos-all: a get executed here.
+    Get { value: Option<Value>, cs: Carstamp },
+    /// EPaxos-all: a put committed (answered at commit, as EPaxos answers
+    /// writes, before execution gives it a carstamp: `cs` is then
+    /// [`Carstamp::ZERO`]) or executed.
+    Put { cs: Carstamp },
     /// The client already ran a newer request on this key, so this one
     /// was never applied (a client that moved on does not wait for it).
     Superseded,
@@ -162,6 +189,8 @@ impl EpaxosReply {
     pub fn into_client_reply(self) -> Option<ClientReply> {
         match self {
             EpaxosReply::Rmw { outcome, cs } => Some(ClientReply::Rmw { outcome, cs }),
+            EpaxosReply::Get { value, cs } => Some(ClientReply::Get { value, cs }),
+            EpaxosReply::Put { cs } => Some(ClientReply::Put { cs }),
             EpaxosReply::Superseded => None,
         }
     }

@@ -9,35 +9,40 @@ use crate::instance::{Attrs, Ballot, Command, Deps, InstanceId, Status};
 use crate::machine::{Epaxos, Leading, Phase};
 use crate::messages::{EpaxosEffect, EpaxosMsg};
 use crate::reply::Awaiting;
-use registers::{Key, OpId, Register, RegisterStore, ReplicaId, RmwOp, Time, max_by_cs};
+use registers::{OpId, Register, RegisterStore, ReplicaId, Time, max_by_cs};
 use std::collections::BTreeSet;
 
 impl Epaxos {
-    /// A new instance led by this replica for a client op.
+    /// A new instance led by this replica for a client op (`cmd` carries
+    /// the op and a key; the caller checked both).
     pub(crate) fn start_proposal(
         &mut self,
         now: Time,
         op: OpId,
-        key: Key,
-        rmw: RmwOp,
+        cmd: Command,
         store: &mut RegisterStore,
         out: &mut Vec<EpaxosEffect>,
     ) {
+        let Some(key) = cmd.key().cloned() else {
+            return;
+        };
         let id = InstanceId::new(self.cfg.replica, self.next_slot);
         self.next_slot += 1;
         let (seq, deps) = self.index.local_attrs(&key);
+        // EPaxos-all executes on the store itself: no base to agree on.
+        let base = if self.cfg.every_op {
+            Register::default()
+        } else {
+            store.get(&key)
+        };
         let attrs = Attrs {
-            cmd: Command::Rmw {
-                op,
-                key: key.clone(),
-                rmw: rmw.clone(),
-            },
+            cmd: cmd.clone(),
             seq,
             deps,
-            base: store.get(&key),
+            base,
         };
         self.in_flight.insert(op, id);
-        self.awaiting.insert(id, Awaiting::new(op, key, rmw));
+        self.awaiting.insert(id, Awaiting::new(op, cmd));
         self.start_pre_accept(
             now,
             id,
@@ -178,12 +183,16 @@ impl Epaxos {
         match attrs.cmd.key() {
             Some(key) => {
                 let (seq, deps) = self.index.update(key, attrs.seq, &attrs.deps);
-                let local = store.get(key);
+                let base = if self.cfg.every_op {
+                    attrs.base.clone()
+                } else {
+                    max_by_cs(&attrs.base, &store.get(key)).clone()
+                };
                 Attrs {
                     cmd: attrs.cmd.clone(),
                     seq,
                     deps,
-                    base: max_by_cs(&attrs.base, &local).clone(),
+                    base,
                 }
             }
             None => attrs.clone(),
@@ -288,5 +297,5 @@ impl Epaxos {
 /// Two different client commands for one instance: impossible unless a
 /// peer is buggy (the leader persists its command before sending it).
 fn conflicting_commands(a: &Command, b: &Command) -> bool {
-    matches!((a, b), (Command::Rmw { .. }, Command::Rmw { .. }) if a != b)
+    *a != Command::Noop && *b != Command::Noop && a != b
 }

@@ -3,18 +3,18 @@
 //! executed the instance, so later quorum reads see the RMW's result. It
 //! carries the observed old value. Peers report with `Executed` notices.
 
+use crate::instance::Command;
 use crate::instance::InstanceId;
 use crate::machine::Epaxos;
 use crate::messages::{EpaxosEffect, EpaxosMsg, EpaxosReply, EpaxosTimer};
-use registers::{Effect, Key, OpId, ReplicaId, RmwOp, Time};
+use registers::{Carstamp, Effect, OpId, ReplicaId, Time};
 use std::collections::BTreeSet;
 
-/// A client RMW this replica proposed and has not answered yet.
+/// A client command this replica proposed and has not answered yet.
 #[derive(Clone, Debug)]
 pub(crate) struct Awaiting {
     pub op: OpId,
-    pub key: Key,
-    pub rmw: RmwOp,
+    pub cmd: Command,
     pub executed_by: BTreeSet<ReplicaId>,
     /// Set by the local execution (every replica computes the same).
     pub reply: Option<EpaxosReply>,
@@ -23,11 +23,10 @@ pub(crate) struct Awaiting {
 }
 
 impl Awaiting {
-    pub(crate) fn new(op: OpId, key: Key, rmw: RmwOp) -> Awaiting {
+    pub(crate) fn new(op: OpId, cmd: Command) -> Awaiting {
         Awaiting {
             op,
-            key,
-            rmw,
+            cmd,
             executed_by: BTreeSet::new(),
             reply: None,
             retries: 0,
@@ -64,6 +63,31 @@ impl Epaxos {
             a.executed_by.insert(self.cfg.replica);
             a.reply = Some(reply);
             self.maybe_reply(id, out);
+        }
+    }
+
+    /// EPaxos-all answers a put once it is committed, as EPaxos answers
+    /// writes: every command proposed after this reply depends on it
+    /// (its commit quorum meets every later PreAccept quorum), so every
+    /// later read executes after it. Execution gives it its carstamp
+    /// later, so the reply carries [`Carstamp::ZERO`].
+    pub(crate) fn reply_at_commit(&mut self, id: InstanceId, out: &mut Vec<EpaxosEffect>) {
+        let committed_put = self
+            .committed(id)
+            .is_some_and(|a| matches!(a.cmd, Command::Put { .. }));
+        let ours = self
+            .awaiting
+            .get(&id)
+            .is_some_and(|a| Some(a.op) == self.committed(id).and_then(|c| c.cmd.op()));
+        if !(self.cfg.every_op && committed_put && ours) {
+            return;
+        }
+        if let Some(a) = self.awaiting.remove(&id) {
+            self.in_flight.remove(&a.op);
+            out.push(Effect::Reply {
+                op: a.op,
+                reply: EpaxosReply::Put { cs: Carstamp::ZERO },
+            });
         }
     }
 
@@ -118,8 +142,15 @@ impl Epaxos {
         self.arm_reply_retry(now, id, out);
     }
 
+    /// Gryff answers once a majority executed, so later quorum reads see
+    /// the RMW; EPaxos-all once this leader executed, since every later
+    /// operation is itself a command ordered after this one.
     fn maybe_reply(&mut self, id: InstanceId, out: &mut Vec<EpaxosEffect>) {
-        let majority = self.cfg.majority();
+        let majority = if self.cfg.every_op {
+            1
+        } else {
+            self.cfg.majority()
+        };
         let ready = self
             .awaiting
             .get(&id)

@@ -26,7 +26,7 @@ fn results(
                 entry.outcome.new.clone(),
                 entry.cs,
             ),
-            ExecResult::Nothing => panic!("nothing executed for {inst:?}"),
+            other => panic!("not an RMW execution for {inst:?}: {other:?}"),
         })
         .collect()
 }
@@ -162,7 +162,7 @@ fn ten_fetch_adds_from_three_leaders_with_stale_bases_sum_to_ten_everywhere() {
             EpaxosReply::Rmw { outcome, .. } => {
                 outcome.old.as_ref().map_or(0, |v| v.to_i64().unwrap())
             }
-            EpaxosReply::Superseded => panic!("superseded"),
+            other => panic!("not an RMW reply: {other:?}"),
         })
         .collect();
     olds.sort();

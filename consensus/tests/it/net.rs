@@ -132,6 +132,16 @@ impl Cluster {
         self.absorb(ReplicaId(at), out);
     }
 
+    /// Proposes any client command (EPaxos-all) at replica `at`.
+    pub fn propose_command(&mut self, at: u32, cmd: Command) -> Result<(), consensus::BadInput> {
+        let now = self.now;
+        let node = &mut self.nodes[at as usize];
+        let mut out = Vec::new();
+        let res = node.m.propose_command(now, cmd, &mut node.store, &mut out);
+        self.absorb(ReplicaId(at), out);
+        res
+    }
+
     /// The write protocol applied `reg` to `key` at replica `at`.
     pub fn write(&mut self, at: u32, key: &str, reg: &Register) {
         let node = &mut self.nodes[at as usize];
@@ -410,6 +420,7 @@ impl Cluster {
                     }
                     ExecResult::Duplicate(entry) => Exp::Duplicate(entry.clone()),
                     ExecResult::Nothing => Exp::Stale,
+                    other => panic!("a get or put in a Gryff cluster: {other:?}"),
                 };
                 assert_eq!(
                     &got, want,
