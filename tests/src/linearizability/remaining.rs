@@ -272,3 +272,50 @@ impl Remaining {
             || (self.is_integer[v] && self.integer_writers > 0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::linearizability::history::{Input, Operation, Output, Return};
+    use registers::{ClientId, Key, Value};
+
+    fn op(call: u64, ret: u64, input: Input, output: Output) -> Operation {
+        Operation {
+            client: ClientId(1),
+            key: Key::from("k"),
+            call,
+            input,
+            ret: Some(Return { time: ret, output }),
+        }
+    }
+
+    #[test]
+    fn cursors_step_back_when_an_operation_is_undone() {
+        let v = Some(Value::from("v"));
+        let history = vec![
+            op(0, 10, Input::Put(v.clone()), Output::Put),
+            op(20, 30, Input::Put(v.clone()), Output::Put),
+            op(5, 50, Input::Get, Output::Get(v.clone())),
+            op(40, 45, Input::Get, Output::Get(v.clone())),
+        ];
+        let model = KeyModel::compile(&history, &[0, 1, 2, 3]);
+        let value = model.values.len() as StateId - 1;
+        let mut r = Remaining::new(&model);
+        let (first_put, first_get) = (0, 1);
+        assert_eq!(r.first_writer_call(value), Some(0));
+        r.linearize(first_put);
+        assert_eq!(r.first_writer_call(value), Some(20));
+        r.undo(first_put);
+        assert_eq!(r.first_writer_call(value), Some(0));
+        // Readers by return: the get returning at 45 comes first.
+        let early = r.first_returning_reader(value).expect("a reader");
+        assert_eq!(model.ops[early].ret, Some(45));
+        r.linearize(early);
+        assert_eq!(r.first_returning_reader(value), Some(first_get));
+        r.undo(early);
+        assert_eq!(r.first_returning_reader(value), Some(early));
+        assert_eq!(r.sole_writer(value), None, "two writers left");
+        r.linearize(first_put);
+        assert_eq!(r.sole_writer(value), Some(2));
+    }
+}

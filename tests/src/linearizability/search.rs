@@ -10,17 +10,24 @@
 //! again. Operations that never returned get their return at +infinity
 //! (see the module docs of `linearizability` for why that is exact).
 //!
-//! One addition to Porcupine: a read-only operation (one that leaves the
-//! state unchanged wherever it is legal: a completed Get, a CAS that
-//! reported failure) that is legal in the current state is linearized at
-//! once, without a backtrack point. If any linearization of the rest exists
-//! from here, moving that operation to its front keeps every state the same
-//! (it changed nothing where it was), it is legal at the front (it is legal
-//! now), and no remaining operation must precede it because its call
-//! precedes every remaining return. This keeps read-heavy hot keys from
-//! branching on reads. Dead configurations are also cut early (`prune`).
-//! (A Put of the current value is not read-only: moved
-//! away from a point where the state differed, it would lose its effect.)
+//! Three additions to Porcupine, each exact (the search finds a
+//! linearization iff one exists), which keep hot keys with dozens of
+//! concurrent clients tractable (`CheckConfig::plain_wgl` turns them off):
+//!
+//! - Read-only moves. A read-only operation (one that leaves the state
+//!   unchanged wherever it is legal: a completed Get, a CAS that reported
+//!   failure) legal in the current state is linearized at once, without a
+//!   backtrack point. If any linearization of the rest exists from here,
+//!   moving that operation to its front keeps every state the same (it
+//!   changed nothing where it was), it is legal at the front (it is legal
+//!   now), and no remaining operation must precede it because its call
+//!   precedes every remaining return. (A Put of the current value is not
+//!   read-only: moved away from a point where the state differed, it would
+//!   lose its effect.)
+//! - Dead ends are cut before the search reaches the return that proves
+//!   them (`prune`).
+//! - Dead writes (Puts of a value nobody can observe, `model`) are never
+//!   branched on: they go just before the next Put linearized (`enter`).
 
 use super::cache::{Cache, Linearized};
 use super::model::{ABSENT, KeyModel, StateId, Transition};

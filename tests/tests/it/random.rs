@@ -209,3 +209,75 @@ fn many_keys_with_one_bad_key_names_it() {
     );
     assert!(violation.ops.len() <= 4, "{violation}");
 }
+
+#[test]
+fn search_bounds_give_unknown_not_a_hang() {
+    let mut rng = Rng::new(77);
+    let cfg = GenConfig {
+        clients: 40,
+        ops: 4000,
+        keys: 3,
+        hot_share: 0.9,
+        values: ValueKind::Pool(5),
+        ..GenConfig::default()
+    };
+    let h = linearizable_history(&mut rng, &cfg);
+    let tight = CheckConfig {
+        max_states_per_key: 50,
+        ..CheckConfig::default()
+    };
+    let report = check(&h, &tight).expect("well formed");
+    assert!(
+        matches!(report.verdict, Verdict::Unknown),
+        "{:?}",
+        report.verdict
+    );
+    assert!(report.unknown_keys.contains(&Key::from("k0")));
+    let timed = CheckConfig {
+        max_time_per_key: Some(std::time::Duration::ZERO),
+        ..CheckConfig::default()
+    };
+    // A zero budget still explores a little (the clock is read every 1024
+    // configurations) and must stop there.
+    let report = check(&h, &timed).expect("well formed");
+    assert!(!matches!(report.verdict, Verdict::Violation(_)));
+}
+
+#[test]
+fn threads_do_not_change_the_verdict() {
+    let mut rng = Rng::new(78);
+    let cfg = GenConfig {
+        clients: 16,
+        ops: 4000,
+        keys: 40,
+        hot_share: 0.2,
+        ..GenConfig::default()
+    };
+    let mut h = linearizable_history(&mut rng, &cfg);
+    let parallel = CheckConfig {
+        threads: 4,
+        ..CheckConfig::default()
+    };
+    assert!(check(&h, &parallel).expect("well formed").is_linearizable());
+    let last_write = (0..h.len())
+        .rev()
+        .find(|&i| matches!(h[i].input, Input::Put(Some(_))) && h[i].ret.is_some())
+        .expect("a write");
+    let key = h[last_write].key.clone();
+    let end = h.iter().filter_map(|o| o.ret_time()).max().unwrap_or(0);
+    h.push(Operation {
+        client: registers::ClientId(999),
+        key: key.clone(),
+        call: end + 1,
+        input: Input::Get,
+        ret: Some(tests::linearizability::Return {
+            time: end + 2,
+            output: Output::Get(Some(v("bogus"))),
+        }),
+    });
+    let sequential = check_default(&h);
+    let report = check(&h, &parallel).expect("well formed");
+    assert_eq!(report.failed_keys, vec![key.clone()]);
+    assert_eq!(report.failed_keys, sequential.failed_keys);
+    assert_eq!(report.violation().map(|v| v.key.clone()), Some(key));
+}

@@ -156,3 +156,35 @@ fn the_failing_key_with_fewest_operations_is_explained() {
     assert_eq!(violation.key, registers::Key::from("small"));
     assert_eq!(violation.failed_keys.len(), 2);
 }
+
+#[test]
+fn explanations_read_well() {
+    let mut h = noise("n", 300);
+    h.push(put(1, "n", 300, 305, int(0)));
+    h.push(rmw(2, "n", 310, 330, fetch_add(1), Some(int(0))));
+    h.push(rmw(3, "n", 315, 335, fetch_add(1), Some(int(0))));
+    let report = check_default(&h);
+    let text = report.violation().expect("lost update").to_string();
+    println!("{text}");
+    for line in [
+        "linearizability violation on key \"n\" (3 of its",
+        "[     300,      305] client 1    put int 0 -> ok",
+        "fetch_add +1 -> old int 0, applied       => int 1",
+        "client 3    fetch_add +1 -> old int 0, applied  <- must take effect before its return",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+    // A pending write seen, then unseen with nothing to undo it. Pending
+    // operations show an open interval and no reply.
+    let h = vec![
+        pending(1, "p", 0, Input::Put(Some(v("a")))),
+        get(2, "p", 10, 20, Some(v("a"))),
+        get(3, "p", 30, 40, None),
+    ];
+    let violation = assert_violation(&h, "p", &[0, 1, 2]);
+    let text = violation.to_string();
+    assert!(
+        text.contains("[       0,        ∞] client 1    put \"a\" -> (no reply)"),
+        "{text}"
+    );
+}
