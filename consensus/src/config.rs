@@ -61,6 +61,10 @@ pub enum ConfigError {
     ReplicaOutOfRange { id: u32, n: u32 },
     #[error("{0} must be positive")]
     Zero(&'static str),
+    #[error("election_ticks must be above heartbeat_ticks")]
+    ElectionNotAboveHeartbeat,
+    #[error("raft-rs refused the configuration or the recovered state: {0}")]
+    Raft(String),
 }
 
 impl EpaxosConfig {

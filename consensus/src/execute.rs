@@ -1,7 +1,7 @@
 //! The RMW execution rule (Gryff, NSDI 2020, section 5; PROTOCOL.md 4)
 //! and deduplication of retried RMWs (PROTOCOL.md 6), shared by both
 //! ordering engines: EPaxos (`executor`) and raft (`raft::apply`) call
-//! [`RmwState::execute`] on each committed command in their order.
+//! `RmwState::execute` on each committed command in their order.
 //!
 //! Executing RMW `g` with committed base `b`:
 //! `eff = max_by_cs(b, last_rmw[k])`, `old = eff.value`, `new = g(old)`,

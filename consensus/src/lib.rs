@@ -1,6 +1,12 @@
 //! EPaxos with the RMW base (Moraru, Andersen, Kaminsky, "There Is More
 //! Consensus in Egalitarian Parliaments", SOSP'13; Gryff, NSDI 2020;
-//! PROTOCOL.md 4-7), as a deterministic, I/O-free state machine.
+//! PROTOCOL.md 4-7), as a deterministic, I/O-free state machine; and the
+//! same RMW semantics ordered by raft instead ([`raft`]: tikv raft-rs
+//! driven I/O-free, PROTOCOL.md 4 "Raft path"). Both engines also run the
+//! benchmark baselines that order every operation ("EPaxos-all" with
+//! [`EpaxosConfig::every_op`], "raft-all" with
+//! [`raft::RaftConfig::every_op`]; PROTOCOL.md "Baselines"), and both
+//! execute through one shared rule (`execute`).
 //!
 //! An instance `(replica, slot)` agrees on `(cmd, seq, deps, base)`, where
 //! `cmd` is a client RMW `(OpId, Key, RmwOp)` and `base` the register the
@@ -12,8 +18,11 @@
 //! `instance` (ids, ballots, attributes), `messages` (wire, persist,
 //! reply, timer enums), `index` (per-key conflicts), `preaccept`,
 //! `accept`, `commit`, `recovery`, `timers`, `executor` (graph, Tarjan),
-//! `execute` (RMW rule, dedup), `reply` (answer after a majority
-//! executed), `restart` (rebuild from records), `machine` (entry points).
+//! `execute` (RMW rule, dedup, the baselines' gets and puts; shared with
+//! raft), `reply` (answer after a majority executed; EPaxos-all: after
+//! the leader's execution, puts at commit), `restart` (rebuild from
+//! records), `machine` (entry points), `raft` (the raft engine, its own
+//! files inside).
 //!
 //! # Fast quorum and recovery: the simplified variant, argued
 //!
@@ -98,6 +107,7 @@ pub mod instance;
 pub mod machine;
 pub mod messages;
 pub mod preaccept;
+pub mod raft;
 pub mod recovery;
 pub mod reply;
 pub mod restart;
