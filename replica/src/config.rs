@@ -1,8 +1,10 @@
-//! Configuration of one combined replica: the register protocol's and
-//! EPaxos's settings, which must agree on who this replica is and how many
-//! replicas there are.
+//! Configuration of one combined replica: the mode, and the register
+//! protocol's, EPaxos's and raft's settings, which must agree on who this
+//! replica is and how many replicas there are.
 
+use crate::mode::Mode;
 use consensus::EpaxosConfig;
+use consensus::raft::RaftConfig;
 use registers::{RegisterConfig, ReplicaId};
 use serde::{Deserialize, Serialize};
 
@@ -11,7 +13,7 @@ use serde::{Deserialize, Serialize};
 pub enum ConfigError {
     #[error("register protocol: {0}")]
     Registers(#[from] registers::ConfigError),
-    #[error("epaxos: {0}")]
+    #[error("epaxos or raft: {0}")]
     Epaxos(#[from] consensus::ConfigError),
     #[error("replica ids must be 0..n in order (EPaxos numbers instances by them), got {0:?}")]
     ReplicaIdsNotDense(Vec<ReplicaId>),
@@ -24,6 +26,17 @@ pub enum ConfigError {
         epaxos: ReplicaId,
         n_epaxos: u32,
     },
+    #[error(
+        "registers says this replica is {registers:?} of {n_registers}, raft says {raft:?} of {n_raft}"
+    )]
+    RaftMismatch {
+        registers: ReplicaId,
+        n_registers: usize,
+        raft: ReplicaId,
+        n_raft: u32,
+    },
+    #[error("raft-all leader {0:?} is not a replica")]
+    LeaderOutOfRange(ReplicaId),
 }
 
 /// Settings of one replica.
@@ -31,6 +44,11 @@ pub enum ConfigError {
 pub struct ReplicaConfig {
     pub registers: RegisterConfig,
     pub epaxos: EpaxosConfig,
+    /// Used by the modes that run raft.
+    #[serde(default)]
+    pub raft: RaftConfig,
+    #[serde(default)]
+    pub mode: Mode,
 }
 
 impl ReplicaConfig {
@@ -42,7 +60,28 @@ impl ReplicaConfig {
         ReplicaConfig {
             registers,
             epaxos: EpaxosConfig::new(me, n),
+            raft: RaftConfig::new(me, n),
+            mode: Mode::default(),
         }
+    }
+
+    /// The same configuration in `mode`.
+    pub fn with_mode(mut self, mode: Mode) -> ReplicaConfig {
+        self.mode = mode;
+        self
+    }
+
+    /// The engines' settings as the mode implies them: the baselines'
+    /// `every_op` flags and raft-all's leader placement. (The mode is the
+    /// one place these are chosen, so they cannot disagree with it.)
+    pub fn effective(&self) -> ReplicaConfig {
+        let mut c = self.clone();
+        c.epaxos.every_op = self.mode == Mode::EpaxosAll;
+        c.raft.every_op = matches!(self.mode, Mode::RaftAll { .. });
+        if let Mode::RaftAll { leader } = self.mode {
+            c.raft.preferred_leader = Some(leader);
+        }
+        c
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -69,6 +108,25 @@ impl ReplicaConfig {
                 n_epaxos: self.epaxos.replicas,
             });
         }
+        if self.mode.uses_raft() {
+            let c = self.effective();
+            c.raft.validate()?;
+            if c.registers.me != c.raft.replica
+                || c.registers.replicas.len() != c.raft.replicas as usize
+            {
+                return Err(ConfigError::RaftMismatch {
+                    registers: c.registers.me,
+                    n_registers: c.registers.replicas.len(),
+                    raft: c.raft.replica,
+                    n_raft: c.raft.replicas,
+                });
+            }
+        }
+        if let Mode::RaftAll { leader } = self.mode
+            && leader.0 as usize >= self.registers.replicas.len()
+        {
+            return Err(ConfigError::LeaderOutOfRange(leader));
+        }
         Ok(())
     }
 }
@@ -91,5 +149,40 @@ mod tests {
             sparse.validate(),
             Err(ConfigError::ReplicaIdsNotDense(_))
         ));
+    }
+
+    #[test]
+    fn the_mode_sets_the_engines_flags_and_raft_is_checked_when_used() {
+        let cfg = ReplicaConfig::new(ReplicaId(1), 3, vec![ReplicaId(0), ReplicaId(2)]);
+        let all = cfg.clone().with_mode(Mode::RaftAll {
+            leader: ReplicaId(2),
+        });
+        assert_eq!(all.validate(), Ok(()));
+        let eff = all.effective();
+        assert!(eff.raft.every_op && !eff.epaxos.every_op);
+        assert_eq!(eff.raft.preferred_leader, Some(ReplicaId(2)));
+        assert!(
+            cfg.clone()
+                .with_mode(Mode::EpaxosAll)
+                .effective()
+                .epaxos
+                .every_op
+        );
+        let far = cfg.clone().with_mode(Mode::RaftAll {
+            leader: ReplicaId(3),
+        });
+        assert!(far.validate().is_err());
+        let mut wrong = cfg.clone().with_mode(Mode::Gryff {
+            rmw: crate::RmwEngine::Raft,
+        });
+        wrong.raft.replica = ReplicaId(0);
+        assert!(matches!(
+            wrong.validate(),
+            Err(ConfigError::RaftMismatch { .. })
+        ));
+        // Raft's settings do not matter where raft does not run.
+        let mut unused = cfg;
+        unused.raft.tick_us = 0;
+        assert_eq!(unused.validate(), Ok(()));
     }
 }

@@ -1,7 +1,9 @@
 //! One Gryff replica as a single deterministic state machine (Gryff, NSDI
 //! 2020; PROTOCOL.md): the register protocol of `registers` for gets and
-//! puts and EPaxos with the base from `consensus` for read-modify-writes,
-//! over one shared register store. No I/O, clocks or randomness: the server
+//! puts and EPaxos or raft with the base from `consensus` for
+//! read-modify-writes, over one shared register store; or, for the
+//! benchmark's comparison, one of the baselines that order every
+//! operation (EPaxos-all, raft-all). [`Mode`] chooses. No I/O, clocks or randomness: the server
 //! (kv-server), the simulator (geo-bench) and tests drive it by feeding
 //! `(now, input)` and carrying out the effects in order, honouring
 //! `Persist` as a barrier for every later send and reply.
@@ -11,8 +13,10 @@
 
 pub mod config;
 pub mod machine;
+pub mod mode;
 pub mod vocabulary;
 
 pub use config::{ConfigError, ReplicaConfig};
 pub use machine::{Replica, ReplicaStats};
+pub use mode::{Mode, RmwEngine};
 pub use vocabulary::{PeerMsg, Record, ReplicaEffect, ReplicaTimer};

@@ -1,7 +1,8 @@
 //! The combined replica's vocabulary: every peer message, durable record
-//! and timer is one of the register protocol's or one of EPaxos's, tagged.
-//! The server puts these on the wire and in its log as they are.
+//! and timer is one of the register protocol's, EPaxos's or raft's,
+//! tagged. The server puts these on the wire and in its log as they are.
 
+use consensus::raft::{RaftMsg, RaftPersist, RaftTimer};
 use consensus::{EpaxosMsg, EpaxosPersist, EpaxosTimer};
 use registers::{ClientReply, Effect, RegisterMsg, RegisterPersist, RegisterTimer};
 use serde::{Deserialize, Serialize};
@@ -11,6 +12,7 @@ use serde::{Deserialize, Serialize};
 pub enum PeerMsg {
     Register(RegisterMsg),
     Epaxos(EpaxosMsg),
+    Raft(RaftMsg),
 }
 
 /// A record the replica needs durable before the sends and replies that
@@ -20,6 +22,7 @@ pub enum PeerMsg {
 pub enum Record {
     Register(RegisterPersist),
     Epaxos(EpaxosPersist),
+    Raft(RaftPersist),
 }
 
 /// A timer the replica set for itself.
@@ -27,6 +30,7 @@ pub enum Record {
 pub enum ReplicaTimer {
     Register(RegisterTimer),
     Epaxos(EpaxosTimer),
+    Raft(RaftTimer),
 }
 
 /// The effects of the combined replica.

@@ -9,6 +9,8 @@ use registers::{
 use replica::{PeerMsg, Record, Replica, ReplicaConfig, ReplicaEffect, ReplicaTimer};
 use std::collections::VecDeque;
 
+mod modes;
+
 struct Net {
     replicas: Vec<Replica>,
     disks: Vec<Vec<Record>>,
@@ -173,10 +175,7 @@ fn a_restarted_replica_keeps_what_it_acknowledged() {
     )
     .unwrap();
     assert_eq!(restarted.store().get(&key()), before);
-    assert_eq!(
-        restarted.epaxos().last_rmw(&key()).value,
-        Some(Value::from_i64(11))
-    );
+    assert_eq!(restarted.last_rmw(&key()).value, Some(Value::from_i64(11)));
     net.replicas[0] = restarted;
     // The restarted replica coordinates again; its RMW continues the chain.
     let rmw = net.client(
