@@ -1,32 +1,44 @@
-//! Simulation sweeps (ARCHITECTURE.md, "Testing", step 4): run the Gryff
-//! replica in the deterministic simulator with faults on, then check the
-//! client history for linearizability, the replicas for convergence, and
-//! that every pending operation finished once the faults healed. A failure
-//! carries the command that replays its seed.
+//! Simulation sweeps (ARCHITECTURE.md, "Testing", step 4): run the
+//! replica in the deterministic simulator with faults on, in any mode
+//! (Gryff with EPaxos or raft for RMWs, EPaxos-all, raft-all), then check
+//! the client history for linearizability, the replicas for convergence,
+//! and that every pending operation finished once the faults healed. A
+//! failure carries the command that replays its seed.
 
 use crate::linearizability::{CheckConfig, HistoryRecorder, Operation, Verdict, check};
 use geo_bench::sim::{
-    Faults, GryffNode, GryffSimConfig, HistoryOp, SimConfig, Simulation, check_convergence,
+    Faults, GryffNode, GryffSimConfig, HistoryOp, Mode, SimConfig, Simulation, check_convergence,
 };
 use geo_bench::{RegionMatrix, Workload};
+use registers::ReplicaId;
 use std::fmt;
 use std::time::Duration;
 
-/// One point of a sweep: which seed, how many regions, which workload.
+/// One point of a sweep: which seed, how many regions, which workload,
+/// which mode (Gryff with EPaxos by default).
 #[derive(Clone, Debug, PartialEq)]
 pub struct SweepCase {
     pub seed: u64,
     pub regions: usize,
     pub workload: String,
     pub conflict_pct: f64,
+    pub mode: Mode,
 }
 
 impl SweepCase {
     /// The shell command that replays this case alone.
     pub fn replay_command(&self) -> String {
+        let leader = match self.mode {
+            Mode::RaftAll { leader } => format!(" SIM_RAFT_LEADER={}", leader.0),
+            _ => String::new(),
+        };
         format!(
-            "SIM_SEED={} SIM_REGIONS={} SIM_WORKLOAD={} SIM_CONFLICT={} cargo nextest run --workspace --locked -E 'test(sim_sweep_replay)' --no-capture",
-            self.seed, self.regions, self.workload, self.conflict_pct
+            "SIM_SEED={} SIM_REGIONS={} SIM_WORKLOAD={} SIM_CONFLICT={} SIM_MODE={}{leader} cargo nextest run --workspace --locked -E 'test(sim_sweep_replay)' --no-capture",
+            self.seed,
+            self.regions,
+            self.workload,
+            self.conflict_pct,
+            self.mode.name()
         )
     }
 
@@ -46,6 +58,8 @@ pub struct SweepStats {
     /// RMWs that returned to their client.
     pub rmws_completed: usize,
     pub crashes: u64,
+    /// Crashes that hit the raft leader of the time.
+    pub leader_crashes: u64,
     pub partitions: u64,
     pub messages_dropped: u64,
 }
@@ -88,7 +102,11 @@ pub fn run_case_with(case: &SweepCase, faults: Faults) -> Result<SweepStats, Swe
         .ok_or_else(|| fail(format!("no paper matrix with {} regions", case.regions)))?;
     let mut cfg = case.sim_config();
     cfg.faults = faults;
-    let out = Simulation::<GryffNode>::new(cfg, matrix, GryffSimConfig::default()).run();
+    let proto = GryffSimConfig {
+        mode: case.mode,
+        ..GryffSimConfig::default()
+    };
+    let out = Simulation::<GryffNode>::new(cfg, matrix, proto).run();
     if !out.live {
         let open: Vec<&HistoryOp> = out
             .history
@@ -125,6 +143,7 @@ pub fn run_case_with(case: &SweepCase, faults: Faults) -> Result<SweepStats, Swe
             .filter(|o| o.kind() == "rmw" && o.return_us.is_some())
             .count(),
         crashes: out.crashes,
+        leader_crashes: out.leader_crashes,
         partitions: out.partitions,
         messages_dropped: out.messages_dropped,
     })
@@ -152,12 +171,28 @@ pub fn to_checker_history(history: &[HistoryOp]) -> Result<Vec<Operation>, Strin
 /// 3 and 5 regions, and the lat-a, lat-b and rmw-heavy workloads at high
 /// conflict rates.
 pub fn cases(first_seed: u64, seeds: u64) -> Vec<SweepCase> {
+    cases_in_mode(first_seed, seeds, Mode::default())
+}
+
+/// The same cases in another mode. raft-all's leader moves with the seed
+/// (`seed % regions`), so sweeps put it in every region.
+pub fn cases_in_mode(first_seed: u64, seeds: u64, mode: Mode) -> Vec<SweepCase> {
     (first_seed..first_seed + seeds)
-        .map(|seed| SweepCase {
-            seed,
-            regions: if seed % 2 == 0 { 3 } else { 5 },
-            workload: ["lat-a", "rmw-heavy", "lat-b"][(seed / 2 % 3) as usize].to_string(),
-            conflict_pct: if seed % 3 == 0 { 50.0 } else { 25.0 },
+        .map(|seed| {
+            let regions = if seed % 2 == 0 { 3 } else { 5 };
+            let mode = match mode {
+                Mode::RaftAll { .. } => Mode::RaftAll {
+                    leader: ReplicaId((seed % regions as u64) as u32),
+                },
+                m => m,
+            };
+            SweepCase {
+                seed,
+                regions,
+                workload: ["lat-a", "rmw-heavy", "lat-b"][(seed / 2 % 3) as usize].to_string(),
+                conflict_pct: if seed % 3 == 0 { 50.0 } else { 25.0 },
+                mode,
+            }
         })
         .collect()
 }

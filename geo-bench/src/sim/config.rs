@@ -25,6 +25,9 @@ pub struct Faults {
     pub mean_fault_interval_ms: u64,
     /// Longest a replica stays crashed or cut off.
     pub max_fault_ms: u64,
+    /// A crash hits the current leader (if the protocol has one, see
+    /// `SimProtocol::is_leader`) instead of a random replica.
+    pub leader_crashes: bool,
 }
 
 impl Faults {
@@ -44,6 +47,7 @@ impl Faults {
             crashes: true,
             mean_fault_interval_ms: 700,
             max_fault_ms: 1_500,
+            leader_crashes: false,
         }
     }
 }

@@ -131,6 +131,8 @@ pub struct SimOutcome {
     pub messages_sent: u64,
     pub messages_dropped: u64,
     pub crashes: u64,
+    /// Crashes that hit the replica leading at the time.
+    pub leader_crashes: u64,
     pub partitions: u64,
 }
 
@@ -147,6 +149,7 @@ pub struct Simulation<P: SimProtocol> {
     history: Vec<HistoryOp>,
     measuring: bool,
     crashes: u64,
+    leader_crashes: u64,
     partitions: u64,
 }
 
@@ -164,6 +167,7 @@ impl<P: SimProtocol> Simulation<P> {
             history: Vec::new(),
             measuring: true,
             crashes: 0,
+            leader_crashes: 0,
             partitions: 0,
             cfg,
         };
@@ -248,6 +252,7 @@ impl<P: SimProtocol> Simulation<P> {
             messages_sent: self.net.sent,
             messages_dropped: self.net.dropped,
             crashes: self.crashes,
+            leader_crashes: self.leader_crashes,
             partitions: self.partitions,
         }
     }
@@ -513,6 +518,23 @@ impl<P: SimProtocol> Simulation<P> {
                 (crashes, _) => crashes,
             };
             if crash {
+                // The leader, if asked for and there is one up; drawing
+                // no extra random numbers keeps other runs unchanged.
+                let leader = up
+                    .iter()
+                    .copied()
+                    .find(|&i| self.hosts[i].proto.as_ref().is_some_and(P::is_leader));
+                let node = match leader {
+                    Some(l) if self.cfg.faults.leader_crashes => {
+                        self.leader_crashes += 1;
+                        l
+                    }
+                    Some(l) if l == node => {
+                        self.leader_crashes += 1;
+                        l
+                    }
+                    _ => node,
+                };
                 self.crash(node);
                 self.schedule(back, Event::Restart { node });
             } else {

@@ -1,28 +1,37 @@
-//! The combined Gryff replica (`replica::Replica`) as a simulated node. The
+//! The replica (`replica::Replica`) as a simulated node, in any of its
+//! modes (Gryff with EPaxos or raft for RMWs, EPaxos-all, raft-all). The
 //! wrapper also notes, from the records the replica persists, the order in
-//! which it executed RMWs per key, for the convergence check; a restarted
-//! node rebuilds that list from its durable records, as the replica does.
+//! which it executed RMWs (and the baselines' puts) per key, for the
+//! convergence check; a restarted node rebuilds that list from its durable
+//! records, as the replica does.
 
 use super::protocol::{NodeSetup, ReplicaSnapshot, SimEffect, SimProtocol};
+use consensus::raft::RaftPersist;
 use consensus::{EpaxosPersist, ExecResult};
 use registers::{Carstamp, ClientRequest, Effect, Key, OpId, ReplicaId, Time};
-use replica::{PeerMsg, Record, Replica, ReplicaConfig, ReplicaTimer};
+use replica::{Mode, PeerMsg, Record, Replica, ReplicaConfig, ReplicaTimer};
 use std::collections::BTreeMap;
 
-/// Protocol timeouts of the simulated replicas.
+/// Mode and protocol timeouts of the simulated replicas.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GryffSimConfig {
+    pub mode: Mode,
     pub thrifty: bool,
     pub phase_timeout_us: u64,
     pub recovery_timeout_us: u64,
+    /// raft's tick; heartbeats every 2 ticks, elections after 20 (plus a
+    /// stagger of 4 per rank), as in `RaftConfig`'s defaults.
+    pub raft_tick_us: u64,
 }
 
 impl Default for GryffSimConfig {
     fn default() -> GryffSimConfig {
         GryffSimConfig {
+            mode: Mode::default(),
             thrifty: true,
             phase_timeout_us: 400_000,
             recovery_timeout_us: 800_000,
+            raft_tick_us: 50_000,
         }
     }
 }
@@ -40,25 +49,39 @@ impl GryffNode {
         cfg.registers.phase_timeout_us = setup.config.phase_timeout_us;
         cfg.epaxos.phase_timeout_us = setup.config.phase_timeout_us;
         cfg.epaxos.recovery_timeout_us = setup.config.recovery_timeout_us;
-        cfg
+        cfg.raft.tick_us = setup.config.raft_tick_us;
+        // A raft proposal waits for a forward to the leader and a commit
+        // round from there: give it two phase timeouts before retrying.
+        cfg.raft.retry_timeout_us = 2 * setup.config.phase_timeout_us;
+        cfg.with_mode(setup.config.mode)
     }
 
     /// Notes every RMW execution among the records in `out`.
     fn note_executions<'a>(&mut self, records: impl Iterator<Item = &'a Record>) {
         for rec in records {
-            if let Record::Epaxos(EpaxosPersist::Executed(x)) = rec
-                && let ExecResult::Applied {
+            let result = match rec {
+                Record::Epaxos(EpaxosPersist::Executed(x)) => &x.result,
+                Record::Raft(RaftPersist::Executed { result, .. }) => result,
+                _ => continue,
+            };
+            let (key, op, cs) = match result {
+                ExecResult::Applied {
                     key,
                     last_rmw,
                     entry,
                     ..
-                } = &x.result
-            {
-                self.executions
-                    .entry(key.clone())
-                    .or_default()
-                    .push((entry.op, last_rmw.cs));
-            }
+                } => (key, entry.op, last_rmw.cs),
+                ExecResult::Written {
+                    key,
+                    register,
+                    entry,
+                } => (key, entry.op, register.cs),
+                _ => continue,
+            };
+            self.executions
+                .entry(key.clone())
+                .or_default()
+                .push((op, cs));
         }
     }
 
@@ -73,12 +96,9 @@ impl SimProtocol for GryffNode {
     type Timer = ReplicaTimer;
     type Config = GryffSimConfig;
 
-    fn start(
-        setup: &NodeSetup<GryffSimConfig>,
-        _now: Time,
-        _out: &mut Vec<SimEffect<Self>>,
-    ) -> Self {
-        let replica = Replica::new(Self::config(setup)).expect("simulated replica config is valid");
+    fn start(setup: &NodeSetup<GryffSimConfig>, now: Time, out: &mut Vec<SimEffect<Self>>) -> Self {
+        let replica = Replica::start(Self::config(setup), now, out)
+            .expect("simulated replica config is valid");
         GryffNode {
             replica,
             executions: BTreeMap::new(),
@@ -131,6 +151,10 @@ impl SimProtocol for GryffNode {
         let start = out.len();
         self.replica.handle_timer(now, timer, out);
         self.noted_from(out, start);
+    }
+
+    fn is_leader(&self) -> bool {
+        self.replica.is_leader()
     }
 
     fn snapshot(&self) -> ReplicaSnapshot {

@@ -3,10 +3,12 @@
 //! with closed-loop clients recording a history for the checker.
 
 pub mod checks;
+pub mod compare;
 pub mod config;
 pub mod engine;
 pub mod gryff;
 pub mod history;
+pub mod modes;
 pub mod network;
 pub mod protocol;
 pub mod report;
@@ -16,6 +18,7 @@ pub use config::{Faults, SimConfig};
 pub use engine::{SimOutcome, Simulation};
 pub use gryff::{GryffNode, GryffSimConfig};
 pub use history::HistoryOp;
+pub use modes::{MODE_NAMES, Mode, RmwEngine, parse_mode};
 pub use protocol::{NodeSetup, ReplicaSnapshot, SimEffect, SimProtocol};
 #[cfg(test)]
 mod toy_tests;

@@ -32,8 +32,9 @@ pub struct NodeSetup<C> {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReplicaSnapshot {
     pub registers: BTreeMap<Key, Register>,
-    /// Per key, the RMWs this replica executed, in execution order, with the
-    /// carstamp each produced. Replicas must agree on a common prefix.
+    /// Per key, the RMWs (and, in the every-operation baselines, the puts)
+    /// this replica executed, in execution order, with the carstamp each
+    /// produced. Replicas must agree on a common prefix.
     pub rmw_executions: BTreeMap<Key, Vec<(OpId, Carstamp)>>,
 }
 
@@ -69,4 +70,9 @@ pub trait SimProtocol: Sized {
     );
     fn on_timer(&mut self, now: Time, timer: Self::Timer, out: &mut Vec<SimEffect<Self>>);
     fn snapshot(&self) -> ReplicaSnapshot;
+    /// Whether this replica currently leads (for protocols with a leader;
+    /// lets the fault injector target it, see [`super::Faults::leader_crashes`]).
+    fn is_leader(&self) -> bool {
+        false
+    }
 }

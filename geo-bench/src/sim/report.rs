@@ -61,30 +61,31 @@ pub fn latencies_by_region(
         .collect()
 }
 
-/// A Markdown table: region, op, count, p50, p99, floor and p50/floor.
-/// Writes count against the two-round floor, everything else the one-round one.
+/// A Markdown table: region, op, count, p50, p99, p99.9, floor and
+/// p50/floor. Writes count against the two-round floor, everything else
+/// the one-round one.
 pub fn markdown_table(
     matrix: &RegionMatrix,
     lat: &BTreeMap<(usize, &'static str), Latencies>,
 ) -> String {
     let mut s = String::from(
-        "| region | op | count | p50 ms | p99 ms | floor ms | p50 / floor |\n|---|---|---|---|---|---|---|\n",
+        "| region | op | count | p50 ms | p99 ms | p99.9 ms | floor ms | p50 / floor |\n|---|---|---|---|---|---|---|---|\n",
     );
     for ((region, kind), l) in lat {
         let rounds = if *kind == "put" { 2.0 } else { 1.0 };
         let floor = matrix.floor_ms(*region) * rounds;
-        let p50 = l.percentile_ms(50.0).unwrap_or(f64::NAN);
-        let p99 = l.percentile_ms(99.0).unwrap_or(f64::NAN);
+        let p = |q: f64| l.percentile_ms(q).unwrap_or(f64::NAN);
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {:.1} | {:.1} | {:.0} | {:.3} |",
+            "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.0} | {:.3} |",
             matrix.regions()[*region],
             kind,
             l.len(),
-            p50,
-            p99,
+            p(50.0),
+            p(99.0),
+            p(99.9),
             floor,
-            p50 / floor
+            p(50.0) / floor
         );
     }
     s

@@ -7,6 +7,7 @@ mod perf;
 mod random;
 mod recorder;
 mod rejects;
+mod sim_modes;
 mod sim_sweep;
 mod support;
 

@@ -6,6 +6,8 @@
 //! moves the start); a failure prints the command that replays its seed,
 //! which runs `sim_sweep_replay` with `SIM_SEED` and friends set.
 
+use geo_bench::sim::{MODE_NAMES, parse_mode};
+use registers::ReplicaId;
 use tests::sweep::{SweepCase, cases, run_case};
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -49,6 +51,9 @@ fn sim_sweep_replay() {
     let Some(seed) = env_u64("SIM_SEED") else {
         return; // only runs when asked to replay a seed
     };
+    let mode_name = std::env::var("SIM_MODE").unwrap_or_else(|_| MODE_NAMES[0].into());
+    let leader = ReplicaId(env_u64("SIM_RAFT_LEADER").unwrap_or(0) as u32);
+    let mode = parse_mode(&mode_name, leader).unwrap_or_else(|e| panic!("SIM_MODE: {e}"));
     let case = SweepCase {
         seed,
         regions: env_u64("SIM_REGIONS").unwrap_or(3) as usize,
@@ -57,6 +62,7 @@ fn sim_sweep_replay() {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(25.0),
+        mode,
     };
     match run_case(&case) {
         Ok(stats) => println!("{case:?}: ok, {stats:?}"),
