@@ -1,0 +1,11 @@
+//! Integration tests of the EPaxos machine: handler tests, scripted
+//! interleavings on a deterministic in-test network, and property tests
+//! over random delivery orders, drops and crashes; the EPaxos-all baseline; the raft engine.
+
+mod every_op;
+mod handlers;
+mod interleavings;
+mod net;
+mod props;
+mod raft;
+mod raft_net;
