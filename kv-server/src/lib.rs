@@ -17,6 +17,7 @@ pub mod durability;
 pub mod load;
 pub mod metrics;
 pub mod peer;
+pub mod procs;
 pub mod server;
 pub mod service;
 
