@@ -155,7 +155,7 @@ impl RaftEngine {
             let _ = engine.raw.campaign();
         }
         engine.ensure_ticking(now, out);
-        engine.drain_ready(now, store, out);
+        engine.drain_ready(store, out);
         Ok(engine)
     }
 
@@ -215,7 +215,7 @@ impl RaftEngine {
         }
         self.stats.proposals += 1;
         self.begin(now, op, cmd, store, out);
-        self.drain_ready(now, store, out);
+        self.drain_ready(store, out);
         Ok(())
     }
 
@@ -248,7 +248,7 @@ impl RaftEngine {
             }
             RaftMsg::BaseRead { req, key } => self.handle_base_read(from, req, key, store, out),
             RaftMsg::BaseReadReply { req, key, reg } => {
-                self.handle_base_read_reply(now, from, req, key, reg, out)
+                self.handle_base_read_reply(from, req, key, reg)
             }
             RaftMsg::Executed { up_to } => self.handle_executed(from, up_to, out),
             RaftMsg::ExecutedQuery => self.send(
@@ -259,7 +259,7 @@ impl RaftEngine {
                 out,
             ),
         }
-        self.drain_ready(now, store, out);
+        self.drain_ready(store, out);
         Ok(())
     }
 
@@ -272,11 +272,11 @@ impl RaftEngine {
         out: &mut Vec<RaftEffect>,
     ) {
         match timer {
-            RaftTimer::Tick => self.handle_tick(now, out),
+            RaftTimer::Tick => self.handle_tick(now),
             RaftTimer::Retry { op } => self.handle_retry(now, op, out),
         }
         self.ensure_ticking(now, out);
-        self.drain_ready(now, store, out);
+        self.drain_ready(store, out);
     }
 
     /// Decodes a raft message and refuses what raft-rs would mishandle:
