@@ -16,6 +16,10 @@ async fn listener() -> TcpListener {
 }
 
 async fn cluster(n: u32) -> (Vec<RunningServer>, Vec<String>, tempfile::TempDir) {
+    cluster_in(n, "gryff-epaxos").await
+}
+
+async fn cluster_in(n: u32, mode: &str) -> (Vec<RunningServer>, Vec<String>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut all = Vec::new();
     let mut entries = Vec::new();
@@ -42,6 +46,7 @@ async fn cluster(n: u32) -> (Vec<RunningServer>, Vec<String>, tempfile::TempDir)
             ..ServerConfig::default()
         };
         cfg.durability.backend = Backend::Memory;
+        cfg.protocol.mode = mode.to_string();
         cfg.limits.max_key_bytes = 64;
         cfg.limits.max_value_bytes = 1024;
         cfg.validate(std::path::Path::new("test")).unwrap();
@@ -56,7 +61,18 @@ async fn cluster(n: u32) -> (Vec<RunningServer>, Vec<String>, tempfile::TempDir)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_serve_gets_puts_and_rmws() {
-    let (servers, endpoints, _dir) = cluster(3).await;
+    serve_gets_puts_and_rmws("gryff-epaxos").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_mode_serves_gets_puts_and_rmws() {
+    for mode in ["gryff-raft", "epaxos-all", "raft-all"] {
+        serve_gets_puts_and_rmws(mode).await;
+    }
+}
+
+async fn serve_gets_puts_and_rmws(mode: &str) {
+    let (servers, endpoints, _dir) = cluster_in(3, mode).await;
     let a = Client::connect(&endpoints[..1], ClientConfig::default())
         .await
         .unwrap();
