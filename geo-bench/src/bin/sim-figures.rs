@@ -49,9 +49,9 @@ struct Args {
     modes: Vec<String>,
     /// Region of the raft leader (raft-all's, and gryff-raft's preferred
     /// leader). CA by default: of the 5 paper regions, the leader there
-    /// gives raft-all the lowest mean latency (mean of RTT(region, leader)
-    /// + RTT(leader, its nearest majority): CA 151, VA 171, OR 177, JP 244,
-    /// IR 266 ms).
+    /// gives raft-all the lowest mean latency, the mean over regions of
+    /// RTT(region, leader) plus RTT(leader, its nearest majority): CA 151,
+    /// VA 171, OR 177, JP 244, IR 266 ms.
     #[arg(long, default_value = "CA")]
     raft_leader: String,
 }
