@@ -14,6 +14,7 @@ pub mod config;
 pub mod dev;
 pub mod driver;
 pub mod durability;
+pub mod etcd;
 pub mod load;
 pub mod metrics;
 pub mod peer;
