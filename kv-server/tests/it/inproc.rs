@@ -164,3 +164,75 @@ async fn bad_peer_input_is_rejected_and_counted() {
         Some(1)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_restarted_from_its_records_keeps_what_it_acknowledged() {
+    use kv_server::durability::MemDurability;
+    use replica::Record;
+    let dir = tempfile::tempdir().unwrap();
+    let mut entries = Vec::new();
+    let mut all = Vec::new();
+    for id in 0..3u32 {
+        let (client, peer) = (listener().await, listener().await);
+        entries.push(ReplicaEntry {
+            id,
+            region: format!("r{id}"),
+            client_addr: client.local_addr().unwrap(),
+            peer_addr: peer.local_addr().unwrap(),
+        });
+        all.push(Listeners {
+            client,
+            peer,
+            metrics: None,
+        });
+    }
+    let config = |id: usize| ServerConfig {
+        replica_id: id as u32,
+        data_dir: dir.path().join(format!("r{id}")),
+        replicas: entries.clone(),
+        ..ServerConfig::default()
+    };
+    let disks: Vec<MemDurability<Record>> = (0..3).map(|_| MemDurability::new()).collect();
+    let mut servers = Vec::new();
+    for (id, l) in all.into_iter().enumerate() {
+        servers.push(Some(
+            server::start_with(config(id), l, disks[id].clone())
+                .await
+                .unwrap(),
+        ));
+    }
+    // Replica 2 is down while the writes happen: only 0 and 1 hold them.
+    servers[2].take().unwrap().stop();
+    let e0 = format!("http://{}", entries[0].client_addr);
+    let slow = ClientConfig {
+        call_timeout: Duration::from_secs(10),
+        attempt_timeout: Duration::from_secs(10),
+        ..ClientConfig::default()
+    };
+    let c = Client::connect(&[e0.clone()], slow.clone()).await.unwrap();
+    c.put("k", "before").await.unwrap();
+    assert_eq!(c.fetch_add("n", 4).await.unwrap().new, 4);
+    assert!(!disks[0].records().is_empty());
+    // Replica 0 restarts from its records alone; then 1 goes down and 2
+    // (which missed the writes) comes back: only 0's recovered state can
+    // answer with what was acknowledged.
+    servers[0].take().unwrap().stop();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let l = Listeners::bind(&config(0)).await.unwrap();
+    servers[0] = Some(
+        server::start_with(config(0), l, disks[0].clone())
+            .await
+            .unwrap(),
+    );
+    servers[1].take().unwrap().stop();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let l = Listeners::bind(&config(2)).await.unwrap();
+    servers[2] = Some(
+        server::start_with(config(2), l, disks[2].clone())
+            .await
+            .unwrap(),
+    );
+    let c = Client::connect(&[e0], slow).await.unwrap();
+    assert_eq!(c.get("k").await.unwrap(), Some(b"before".to_vec()));
+    assert_eq!(c.fetch_add("n", 1).await.unwrap().old, 4);
+}
