@@ -209,7 +209,9 @@ async fn a_replica_restarted_from_its_records_keeps_what_it_acknowledged() {
         attempt_timeout: Duration::from_secs(10),
         ..ClientConfig::default()
     };
-    let c = Client::connect(&[e0.clone()], slow.clone()).await.unwrap();
+    let c = Client::connect(std::slice::from_ref(&e0), slow.clone())
+        .await
+        .unwrap();
     c.put("k", "before").await.unwrap();
     assert_eq!(c.fetch_add("n", 4).await.unwrap().new, 4);
     assert!(!disks[0].records().is_empty());
