@@ -3,10 +3,30 @@
 //! driver's [`Machine`] role. New `Record` or `PeerMsg` variants (protocol
 //! modes) need changes here and in the durability mapping only.
 
-use crate::config::ServerConfig;
+use crate::config::{ProtocolConfig, ServerConfig};
 use crate::driver::{Machine, MachineEffect};
 use registers::{ClientRequest, OpId, ReplicaId, Time};
-use replica::{PeerMsg, Record, Replica, ReplicaConfig, ReplicaTimer};
+use replica::{Mode, PeerMsg, Record, Replica, ReplicaConfig, ReplicaTimer, RmwEngine};
+
+/// The names `protocol.mode` accepts.
+pub const MODES: [&str; 4] = ["gryff-epaxos", "gryff-raft", "epaxos-all", "raft-all"];
+
+/// The replica mode a protocol config names, if it is one.
+pub fn mode(p: &ProtocolConfig) -> Option<Mode> {
+    Some(match p.mode.as_str() {
+        "gryff-epaxos" => Mode::Gryff {
+            rmw: RmwEngine::Epaxos,
+        },
+        "gryff-raft" => Mode::Gryff {
+            rmw: RmwEngine::Raft,
+        },
+        "epaxos-all" => Mode::EpaxosAll,
+        "raft-all" => Mode::RaftAll {
+            leader: ReplicaId(p.raft_leader),
+        },
+        _ => return None,
+    })
+}
 
 /// The replica machine's configuration for this server.
 pub fn replica_config(cfg: &ServerConfig) -> ReplicaConfig {
@@ -60,6 +80,11 @@ impl Machine for Replica {
 
     fn bad_messages(&self) -> u64 {
         let r = self.registers().stats();
-        self.stats().bad_epaxos_messages + r.ignored_unknown_sender + r.ignored_malformed
+        let s = self.stats();
+        s.bad_epaxos_messages
+            + s.bad_raft_messages
+            + s.other_mode_input
+            + r.ignored_unknown_sender
+            + r.ignored_malformed
     }
 }

@@ -139,14 +139,31 @@ impl Default for DurabilityConfig {
     }
 }
 
-/// Protocol settings passed to the replica machine (defaults are the
-/// machine's own).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Protocol settings passed to the replica machine (timeouts are the
+/// machine's own defaults).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProtocolConfig {
+    /// What the cluster runs, the same on every replica: "gryff-epaxos"
+    /// (default: registers for gets and puts, EPaxos for RMWs),
+    /// "gryff-raft" (RMWs through raft), or the baselines "epaxos-all" and
+    /// "raft-all" (every operation through consensus).
+    pub mode: String,
+    /// raft-all only: the replica the raft leader is placed on (default 0).
+    pub raft_leader: u32,
     /// The other replicas, nearest first (thrifty phases go to the nearest
     /// quorum). Default: by id.
     pub peers_nearest_first: Option<Vec<u32>>,
+}
+
+impl Default for ProtocolConfig {
+    fn default() -> ProtocolConfig {
+        ProtocolConfig {
+            mode: "gryff-epaxos".into(),
+            raft_leader: 0,
+            peers_nearest_first: None,
+        }
+    }
 }
 
 /// The whole configuration of one replica.
@@ -300,6 +317,22 @@ impl ServerConfig {
             return Err(bad("data_dir", "is empty".into()));
         }
         self.validate_peers_order(&bad)?;
+        if crate::adapter::mode(&self.protocol).is_none() {
+            return Err(bad(
+                "protocol.mode",
+                format!(
+                    "unknown mode {:?}: expected one of {}",
+                    self.protocol.mode,
+                    crate::adapter::MODES.join(", ")
+                ),
+            ));
+        }
+        if self.protocol.raft_leader as usize >= self.replicas.len() {
+            return Err(bad(
+                "protocol.raft_leader",
+                format!("{} is not a replica id", self.protocol.raft_leader),
+            ));
+        }
         let l = &self.limits;
         let positive = [
             ("limits.max_key_bytes", l.max_key_bytes as u64),
@@ -435,6 +468,9 @@ mod tests {
         let mut c = three();
         c.protocol.peers_nearest_first = Some(vec![0, 0]);
         assert_eq!(invalid_field(&c), "protocol.peers_nearest_first");
+        let mut c = three();
+        c.protocol.mode = "paxos".into();
+        assert_eq!(invalid_field(&c), "protocol.mode");
         let mut c = three();
         c.peer.reconnect_max_ms = 1;
         assert_eq!(invalid_field(&c), "peer.reconnect_max_ms");

@@ -6,17 +6,13 @@
 //! operation type, prints how to connect with `kvctl`, and then either
 //! exits (stopping the replicas) or holds the cluster up for a while.
 
-use crate::config::{Backend, ReplicaEntry, ServerConfig};
+use crate::config::Backend;
 use crate::load::{self, Mix};
-use anyhow::{Context, bail};
+use crate::procs::{self, ProcCluster, REGIONS};
+use anyhow::Context;
 use client_sdk::{Client, ClientConfig};
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-/// Region names for dev clusters (EVALUATION.md's order).
-const REGIONS: [&str; 5] = ["ca", "va", "ir", "or", "jp"];
+use std::path::PathBuf;
+use std::time::Duration;
 
 /// What `dev` runs.
 #[derive(Clone, Debug, clap::Args)]
@@ -56,59 +52,6 @@ pub enum DevBackend {
     Memory,
 }
 
-/// Child processes, killed when dropped.
-struct Cluster {
-    children: Vec<Child>,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// A free loopback port (bound then released; the small race is
-/// acceptable for a dev cluster).
-fn free_port() -> anyhow::Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0").context("no free loopback port")?;
-    Ok(l.local_addr()?.port())
-}
-
-/// The configs of an n-replica loopback cluster with data under `dir`.
-pub fn cluster_configs(
-    n: usize,
-    dir: &Path,
-    base_port: Option<u16>,
-) -> anyhow::Result<Vec<ServerConfig>> {
-    if !(1..=REGIONS.len()).contains(&n) {
-        bail!("--regions must be 1 to {}, got {n}", REGIONS.len());
-    }
-    let mut replicas = Vec::new();
-    for (i, region) in REGIONS.iter().enumerate().take(n) {
-        let (c, p) = match base_port {
-            Some(b) => (b + i as u16, b + 100 + i as u16),
-            None => (free_port()?, free_port()?),
-        };
-        replicas.push(ReplicaEntry {
-            id: i as u32,
-            region: region.to_string(),
-            client_addr: SocketAddr::from(([127, 0, 0, 1], c)),
-            peer_addr: SocketAddr::from(([127, 0, 0, 1], p)),
-        });
-    }
-    Ok((0..n)
-        .map(|i| ServerConfig {
-            replica_id: i as u32,
-            data_dir: dir.join(format!("r{i}")),
-            replicas: replicas.clone(),
-            ..ServerConfig::default()
-        })
-        .collect())
-}
-
 /// Runs the dev cluster and its workload.
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let temp;
@@ -119,37 +62,16 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             temp.path().to_path_buf()
         }
     };
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut configs = cluster_configs(args.regions, &dir, args.base_port)?;
-    let exe = std::env::current_exe().context("cannot find the kv-server executable")?;
-    let mut cluster = Cluster {
-        children: Vec::new(),
-    };
-    for (i, cfg) in configs.iter_mut().enumerate() {
+    let mut configs = procs::loopback_configs(args.regions, &dir, args.base_port)?;
+    for cfg in &mut configs {
         if args.backend == DevBackend::Memory {
             cfg.durability.backend = Backend::Memory;
         }
-        let path = dir.join(format!("r{i}.toml"));
-        std::fs::write(&path, cfg.to_toml())
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        let log = std::fs::File::create(dir.join(format!("r{i}.log")))?;
-        let child = Command::new(&exe)
-            .arg("run")
-            .arg("--config")
-            .arg(&path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("cannot start replica {i}"))?;
-        cluster.children.push(child);
     }
-    let endpoints: Vec<String> = configs[0]
-        .replicas
-        .iter()
-        .map(|r| format!("http://{}", r.client_addr))
-        .collect();
-    wait_until_up(&endpoints, &mut cluster, &dir).await?;
+    let exe = std::env::current_exe().context("cannot find the kv-server executable")?;
+    let mut cluster = ProcCluster::launch(&exe, &dir, configs)?;
+    cluster.wait_all_ready(Duration::from_secs(30)).await?;
+    let endpoints = cluster.endpoints();
     println!(
         "cluster of {} replicas up (data in {}); lat-a for {}s, {} clients per region",
         args.regions,
@@ -212,36 +134,5 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         println!("(the cluster stops now; `kv-server dev --hold-secs 600` keeps it up)");
     }
     drop(cluster);
-    Ok(())
-}
-
-/// Waits (bounded) until every replica answers Ping.
-async fn wait_until_up(
-    endpoints: &[String],
-    cluster: &mut Cluster,
-    dir: &Path,
-) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    for (i, e) in endpoints.iter().enumerate() {
-        loop {
-            if let Some(status) = cluster.children[i].try_wait()? {
-                let log =
-                    std::fs::read_to_string(dir.join(format!("r{i}.log"))).unwrap_or_default();
-                bail!("replica {i} exited ({status}) at start-up:\n{log}");
-            }
-            let config = ClientConfig {
-                connect_timeout: Duration::from_millis(300),
-                ..ClientConfig::default()
-            };
-            let client = Client::connect(std::slice::from_ref(e), config).await?;
-            if client.replicas().first().is_some_and(|r| r.rtt.is_some()) {
-                break;
-            }
-            if Instant::now() > deadline {
-                bail!("replica {i} at {e} did not answer Ping within 30s");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
     Ok(())
 }

@@ -14,9 +14,11 @@ pub mod config;
 pub mod dev;
 pub mod driver;
 pub mod durability;
+pub mod etcd;
 pub mod load;
 pub mod metrics;
 pub mod peer;
+pub mod procs;
 pub mod server;
 pub mod service;
 

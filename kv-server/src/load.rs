@@ -8,6 +8,7 @@ use client_sdk::{Client, RmwOp};
 use hdrhistogram::Histogram;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 /// An operation mix, in percent, and the hot-key share.
@@ -125,10 +126,42 @@ impl LoadReport {
     }
 }
 
+/// A store the load can run against: this one through the SDK, or etcd
+/// (in `kv-bench`).
+pub trait Target: Send + Sync + 'static {
+    fn get(&self, key: String) -> impl Future<Output = Result<(), String>> + Send;
+    fn put(&self, key: String, value: Vec<u8>) -> impl Future<Output = Result<(), String>> + Send;
+    /// A read-modify-write (fetch-and-add of `delta`).
+    fn rmw(&self, key: String, delta: i64) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+impl Target for Client {
+    async fn get(&self, key: String) -> Result<(), String> {
+        Client::get(self, key)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    async fn put(&self, key: String, value: Vec<u8>) -> Result<(), String> {
+        Client::put(self, key, value)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    async fn rmw(&self, key: String, delta: i64) -> Result<(), String> {
+        Client::rmw(self, key, RmwOp::FetchAdd { delta })
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// Runs `clients` closed-loop for `duration`; client `i` uses keys of its
 /// own (`{prefix}c{i}-{n}`) and the shared hot key.
-pub async fn closed_loop(
-    clients: Vec<Client>,
+pub async fn closed_loop<T: Target>(
+    clients: Vec<T>,
     mix: &Mix,
     duration: Duration,
     seed: u64,
@@ -162,8 +195,8 @@ pub async fn closed_loop(
 /// Keys per client, reused so that reads find values.
 const KEYS_PER_CLIENT: u64 = 64;
 
-async fn one_client(
-    client: Client,
+async fn one_client<T: Target>(
+    client: T,
     mix: Mix,
     deadline: Instant,
     seed: u64,
@@ -182,14 +215,12 @@ async fn one_client(
         let (kind, result) = if pick < mix.write_pct {
             let mut value = vec![0u8; mix.value_size.max(1)];
             rng.fill(&mut value[..]);
-            (OpKind::Put, client.put(&key, value).await.map(|_| ()))
+            (OpKind::Put, client.put(key, value).await)
         } else if pick < mix.write_pct + mix.read_pct {
-            (OpKind::Get, client.get(&key).await.map(|_| ()))
+            (OpKind::Get, client.get(key).await)
         } else {
-            let op = RmwOp::FetchAdd {
-                delta: rng.random_range(1..=5),
-            };
-            (OpKind::Rmw, client.rmw(&key, op).await.map(|_| ()))
+            let delta = rng.random_range(1..=5);
+            (OpKind::Rmw, client.rmw(key, delta).await)
         };
         let micros = started.elapsed().as_micros() as u64;
         match result {
@@ -198,7 +229,7 @@ async fn one_client(
             }
             Err(e) => {
                 report.errors += 1;
-                report.first_error.get_or_insert(e.to_string());
+                report.first_error.get_or_insert(e);
             }
         }
     }

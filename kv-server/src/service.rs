@@ -6,9 +6,14 @@
 //! Operation ids: an RMW carries the client's `(client_id, request_id)`,
 //! which is how retries are deduplicated (PROTOCOL.md 6). Gets and puts
 //! need no deduplication, only a unique id to route the reply: the server
-//! gives them `(LOCAL_CLIENT_BASE | replica id, counter)`. Client ids at
-//! or above `LOCAL_CLIENT_BASE` are reserved for that and refused in RMWs,
-//! so the two kinds of ids never collide.
+//! gives each one `(LOCAL_CLIENT_BASE | replica << 24 | counter mod 2^24,
+//! counter)`. Client ids at or above `LOCAL_CLIENT_BASE` are reserved for
+//! that and refused in RMWs, so the two kinds of ids never collide. Each
+//! local operation looks like its own client (the client id only repeats
+//! 2^24 operations later, with a larger request id): in the baseline modes,
+//! where gets and puts are consensus commands deduplicated per client and
+//! key, concurrent gets and puts must not look like one client's stale
+//! retries.
 
 use crate::config::Limits;
 use crate::driver::ClientInput;
@@ -124,9 +129,11 @@ impl KvService {
 
     /// A fresh id for a get or put coordinated here.
     fn local_op(&self) -> OpId {
+        let n = self.next_local.fetch_add(1, Ordering::Relaxed);
+        let replica = u64::from(self.me.0 & 0xFF) << 24;
         OpId {
-            client: ClientId(LOCAL_CLIENT_BASE | u64::from(self.me.0)),
-            request: RequestId(self.next_local.fetch_add(1, Ordering::Relaxed)),
+            client: ClientId(LOCAL_CLIENT_BASE | replica | (n & 0xFF_FFFF)),
+            request: RequestId(n),
         }
     }
 

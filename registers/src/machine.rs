@@ -121,6 +121,7 @@ impl RegisterMachine {
     ) {
         self.stats.gets_started += 1;
         let seq = self.next_seq(out);
+        let mine = store.get(&key);
         let op = InFlight {
             op,
             key,
@@ -128,8 +129,10 @@ impl RegisterMachine {
                 seq,
                 phase: crate::msg::Phase::Read1,
             }),
+            // Our own register is the first reply (it is also what Read1
+            // piggy-backs, so every peer's reply is at least this).
             state: OpState::Read1 {
-                best: Register::default(),
+                best: mine,
                 reported: Vec::new(),
             },
         };

@@ -6,7 +6,7 @@
 //! happens once a quorum (this replica included) has answered it, and once
 //! enough replicas hold the result.
 
-use crate::carstamp::{Carstamp, Register, max_by_cs};
+use crate::carstamp::{Carstamp, Register};
 use crate::effect::Time;
 use crate::ids::{Key, OpId, ReplicaId};
 use crate::machine::{InFlight, OpState, RegisterMachine};
@@ -30,10 +30,15 @@ impl RegisterMachine {
         store: &mut RegisterStore,
         out: &mut Vec<RegisterEffect>,
     ) {
-        // Our own register counts as one reply; it can only have grown since
-        // Read1 went out, and its current value is as good an answer.
-        let mine = store.get(&key);
-        let best = max_by_cs(&best, &mine).clone();
+        // `best` is the largest reply; every peer applied our piggy-backed
+        // register first, so it is at least what we held when Read1 went
+        // out. After applying it we hold `best` or something newer, so we
+        // count as a holder. If our register grew meanwhile (a concurrent
+        // write reached us), we still return `best`: that write had not
+        // completed when this read began (else a quorum member would have
+        // reported it), so the read may be ordered before it. Answering with
+        // our newer copy instead would force a write-back, costing a second
+        // round trip on reads that the protocol serves in one.
         let changed = store.apply(&key, &best);
         // A peer that reported cs* holds it for good (stores only grow);
         // they, with this replica, are the holders Read2 does not need.
@@ -117,6 +122,26 @@ mod tests {
                 cs: v.cs,
             },
         }
+    }
+
+    #[test]
+    fn n3_read_stays_one_round_trip_when_a_write_reaches_the_coordinator_meanwhile() {
+        // A concurrent Write2 lands at the coordinator after Read1 went out:
+        // the read answers with the quorum's value in one round trip (it is
+        // ordered before the unfinished write) instead of writing back.
+        let mut m = machine(0, 3, false);
+        let old = reg("old", 1, 1);
+        let newer = reg("new", 2, 1);
+        let mut store = RegisterStore::new();
+        store.apply(&k(), &old);
+        let mut out = Vec::new();
+        m.start_get(Time(10), op(1), k(), &mut store, &mut out);
+        out.clear();
+        store.apply(&k(), &newer);
+        m.handle_message(Time(20), r(2), read1_reply(0, &old), &mut store, &mut out);
+        assert_eq!(take(&mut out), vec![get_reply(1, &old)]);
+        assert_eq!(m.stats().reads_fast_path, 1);
+        assert_eq!(store.get(&k()), newer, "the store never goes back");
     }
 
     #[test]

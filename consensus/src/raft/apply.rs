@@ -21,14 +21,13 @@ use crate::raft::machine::RaftEngine;
 use crate::raft::messages::{RaftEffect, RaftMsg, RaftPersist};
 use crate::raft::propose::Stage;
 use raft::eraftpb::{Entry, EntryType};
-use registers::{Effect, OpId, RegisterStore, ReplicaId, Time, WriterId};
+use registers::{Effect, OpId, RegisterStore, ReplicaId, WriterId};
 use std::collections::BTreeSet;
 
 impl RaftEngine {
     /// Executes committed entries in order and answers or notifies.
     pub(crate) fn apply_committed(
         &mut self,
-        _now: Time,
         entries: Vec<Entry>,
         store: &mut RegisterStore,
         out: &mut Vec<RaftEffect>,

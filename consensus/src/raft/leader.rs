@@ -17,7 +17,7 @@ use registers::{Effect, Time};
 const MAX_TICKS_AT_ONCE: usize = 1_000;
 
 impl RaftEngine {
-    pub(crate) fn handle_tick(&mut self, now: Time, _out: &mut [RaftEffect]) {
+    pub(crate) fn handle_tick(&mut self, now: Time) {
         if self.tick_set_for.is_some_and(|at| at <= now) {
             self.tick_set_for = None;
         }

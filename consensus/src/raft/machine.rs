@@ -155,7 +155,7 @@ impl RaftEngine {
             let _ = engine.raw.campaign();
         }
         engine.ensure_ticking(now, out);
-        engine.drain_ready(now, store, out);
+        engine.drain_ready(store, out);
         Ok(engine)
     }
 
@@ -215,7 +215,7 @@ impl RaftEngine {
         }
         self.stats.proposals += 1;
         self.begin(now, op, cmd, store, out);
-        self.drain_ready(now, store, out);
+        self.drain_ready(store, out);
         Ok(())
     }
 
@@ -248,7 +248,7 @@ impl RaftEngine {
             }
             RaftMsg::BaseRead { req, key } => self.handle_base_read(from, req, key, store, out),
             RaftMsg::BaseReadReply { req, key, reg } => {
-                self.handle_base_read_reply(now, from, req, key, reg, out)
+                self.handle_base_read_reply(from, req, key, reg)
             }
             RaftMsg::Executed { up_to } => self.handle_executed(from, up_to, out),
             RaftMsg::ExecutedQuery => self.send(
@@ -259,7 +259,7 @@ impl RaftEngine {
                 out,
             ),
         }
-        self.drain_ready(now, store, out);
+        self.drain_ready(store, out);
         Ok(())
     }
 
@@ -272,17 +272,18 @@ impl RaftEngine {
         out: &mut Vec<RaftEffect>,
     ) {
         match timer {
-            RaftTimer::Tick => self.handle_tick(now, out),
+            RaftTimer::Tick => self.handle_tick(now),
             RaftTimer::Retry { op } => self.handle_retry(now, op, out),
         }
         self.ensure_ticking(now, out);
-        self.drain_ready(now, store, out);
+        self.drain_ready(store, out);
     }
 
     /// Decodes a raft message and refuses what raft-rs would mishandle:
     /// wrong addressing, snapshots (nothing is ever compacted), empty
     /// proposals, configuration changes, appends with gaps or that would
-    /// rewrite committed entries, and commit indexes beyond the log.
+    /// rewrite committed entries, and commit or match indexes beyond the
+    /// log.
     /// raft-rs panics on some of these; peers are trusted not to be
     /// malicious (crash faults), but no input may panic.
     fn check_raft_message(&self, from: ReplicaId, bytes: &[u8]) -> Result<Message, BadInput> {
@@ -305,14 +306,40 @@ impl RaftEngine {
         let log = &self.raw.raft.raft_log;
         match m.msg_type {
             MessageType::MsgSnapshot => return Err(BadInput::Malformed("raft snapshot")),
+            // Never sent by this engine: no read index, and only a leader
+            // starts a transfer (stepped locally).
+            MessageType::MsgReadIndex
+            | MessageType::MsgReadIndexResp
+            | MessageType::MsgTransferLeader => {
+                return Err(BadInput::Malformed("unused raft message type"));
+            }
+            // raft-rs puts its term on every message it sends except a
+            // forwarded proposal, and asserts both ways; a term of 0 would
+            // also make a message look local.
+            t if (t == MessageType::MsgPropose) != (m.term == 0) => {
+                return Err(BadInput::Malformed("raft message term"));
+            }
             MessageType::MsgPropose if m.entries.is_empty() => {
                 return Err(BadInput::Malformed("empty raft proposal"));
             }
             MessageType::MsgAppend => {
+                // The entry before the appended ones has a real term
+                // (index 0 alone has term 0); see below for why 0 matters.
+                if (m.index == 0) != (m.log_term == 0) || m.log_term > m.term {
+                    return Err(BadInput::Malformed("raft append with a bad previous entry"));
+                }
+                let mut prev_term = m.log_term;
                 for (i, e) in m.entries.iter().enumerate() {
                     if Some(e.index) != m.index.checked_add(i as u64 + 1) {
                         return Err(BadInput::Malformed("raft append with a gap"));
                     }
+                    // Terms grow along a log and never pass the leader's;
+                    // raft-rs reads a missing entry's term as 0, so a 0
+                    // would pass for an entry it does not have.
+                    if e.term == 0 || e.term < prev_term || e.term > m.term {
+                        return Err(BadInput::Malformed("raft append with bad terms"));
+                    }
+                    prev_term = e.term;
                     if e.index <= log.committed && self.raw.store().term_at(e.index) != Some(e.term)
                     {
                         return Err(BadInput::Malformed(
@@ -323,6 +350,10 @@ impl RaftEngine {
             }
             MessageType::MsgHeartbeat if m.commit > log.last_index() => {
                 return Err(BadInput::Malformed("raft heartbeat beyond the log"));
+            }
+            // A leader would commit past its own log on such an answer.
+            MessageType::MsgAppendResponse if !m.reject && m.index > log.last_index() => {
+                return Err(BadInput::Malformed("raft append answer beyond the log"));
             }
             _ => {}
         }

@@ -117,12 +117,10 @@ impl RaftEngine {
 
     pub(crate) fn handle_base_read_reply(
         &mut self,
-        _now: Time,
         from: ReplicaId,
         req: ReadId,
         key: Key,
         reg: Register,
-        _out: &mut Vec<RaftEffect>,
     ) {
         let Some(op) = self.base_reads.get(&req).copied() else {
             return; // finished, or from an earlier incarnation

@@ -23,7 +23,7 @@ use crate::raft::messages::{RaftEffect, RaftMsg, RaftPersist};
 use crate::raft::storage::to_record;
 use protobuf::Message as _;
 use raft::eraftpb::Message;
-use registers::{Effect, RegisterStore, Time};
+use registers::{Effect, RegisterStore};
 
 /// Bound on Ready rounds per input (each round consumes raft's output;
 /// in practice one or two suffice).
@@ -31,12 +31,7 @@ const MAX_READY_ROUNDS: usize = 64;
 
 impl RaftEngine {
     /// Turns everything raft has ready into effects.
-    pub(crate) fn drain_ready(
-        &mut self,
-        now: Time,
-        store: &mut RegisterStore,
-        out: &mut Vec<RaftEffect>,
-    ) {
+    pub(crate) fn drain_ready(&mut self, store: &mut RegisterStore, out: &mut Vec<RaftEffect>) {
         for _ in 0..MAX_READY_ROUNDS {
             if !self.raw.has_ready() {
                 return;
@@ -65,7 +60,7 @@ impl RaftEngine {
             }
             self.send_raft(rd.take_persisted_messages(), out);
             let committed = rd.take_committed_entries();
-            self.apply_committed(now, committed, store, out);
+            self.apply_committed(committed, store, out);
             let mut light = self.raw.advance(rd);
             if let Some(commit) = light.commit_index() {
                 let mut rec = self.raw.store().hard_state();
@@ -75,7 +70,7 @@ impl RaftEngine {
             }
             self.send_raft(light.take_messages(), out);
             let committed = light.take_committed_entries();
-            self.apply_committed(now, committed, store, out);
+            self.apply_committed(committed, store, out);
             self.raw.advance_apply();
         }
     }

@@ -9,3 +9,4 @@ mod net;
 mod props;
 mod raft;
 mod raft_net;
+mod raft_props;

@@ -33,7 +33,8 @@ fn old_of(reply: &ClientReply) -> i64 {
     }
 }
 
-/// Every up replica holds the same register for "k" and the same last_rmw.
+/// Every up replica holds the same register for "k" and the same
+/// last_rmw, and none refused a message from an honest peer.
 fn assert_converged(net: &RNet) {
     let k = Key::from("k");
     let up: Vec<usize> = (0..net.nodes.len())
@@ -41,6 +42,11 @@ fn assert_converged(net: &RNet) {
         .collect();
     let first = up[0];
     for &r in &up {
+        assert_eq!(
+            net.engine(r).stats().bad_input,
+            0,
+            "replica {r} refused honest input"
+        );
         assert_eq!(
             net.nodes[r].store.get(&k),
             net.nodes[first].store.get(&k),
@@ -403,6 +409,12 @@ fn malformed_or_misaddressed_raft_messages_are_refused_without_panic() {
         msg(raft_bytes(&rewrite), 0),
         Err(BadInput::Malformed(_))
     ));
+    let mut acked_beyond = base(MessageType::MsgAppendResponse);
+    acked_beyond.index = 1_000;
+    assert!(matches!(
+        msg(raft_bytes(&acked_beyond), 0),
+        Err(BadInput::Malformed(_))
+    ));
     assert!(matches!(
         msg(RaftMsg::Executed { up_to: 3 }, 9),
         Err(BadInput::ReplicaOutOfRange(_))
@@ -411,7 +423,7 @@ fn malformed_or_misaddressed_raft_messages_are_refused_without_panic() {
         msg(RaftMsg::ExecutedQuery, 1),
         Err(BadInput::FromSelf)
     ));
-    assert_eq!(net.engine(1).stats().bad_input, 10);
+    assert_eq!(net.engine(1).stats().bad_input, 11);
     // The cluster still works.
     net.client(1, op(1, 1), fadd(1));
     assert!(net.run_until(1_000_000, |n| n.reply(1, op(1, 1)).is_some()));

@@ -22,6 +22,9 @@ pub struct GryffSimConfig {
     /// raft's tick; heartbeats every 2 ticks, elections after 20 (plus a
     /// stagger of 4 per rank), as in `RaftConfig`'s defaults.
     pub raft_tick_us: u64,
+    /// Gryff with raft: where to place the raft leader (raft-all names
+    /// its leader in the mode). `None`: replica 0 is first to campaign.
+    pub raft_leader: Option<ReplicaId>,
 }
 
 impl Default for GryffSimConfig {
@@ -32,6 +35,7 @@ impl Default for GryffSimConfig {
             phase_timeout_us: 400_000,
             recovery_timeout_us: 800_000,
             raft_tick_us: 50_000,
+            raft_leader: None,
         }
     }
 }
@@ -53,6 +57,7 @@ impl GryffNode {
         // A raft proposal waits for a forward to the leader and a commit
         // round from there: give it two phase timeouts before retrying.
         cfg.raft.retry_timeout_us = 2 * setup.config.phase_timeout_us;
+        cfg.raft.preferred_leader = setup.config.raft_leader;
         cfg.with_mode(setup.config.mode)
     }
 

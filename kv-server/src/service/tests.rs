@@ -107,11 +107,11 @@ async fn gets_and_puts_get_distinct_local_ids_and_rmws_keep_the_clients() {
     let reply = svc.rmw(rmw(77, add)).await.unwrap().into_inner();
     assert!(reply.applied);
     let ids = seen.lock().unwrap().clone();
-    let local = ClientId(LOCAL_CLIENT_BASE | 2);
-    assert_eq!(ids[0].client, local);
-    assert_eq!(ids[1].client, local);
-    assert_eq!(ids[2].client, local);
-    assert!(ids[0].request < ids[1].request && ids[1].request < ids[2].request);
+    for (i, id) in ids[..3].iter().enumerate() {
+        let n = i as u64 + 1;
+        assert_eq!(id.client, ClientId(LOCAL_CLIENT_BASE | 2 << 24 | n));
+        assert_eq!(id.request, RequestId(n));
+    }
     assert_eq!(ids[3].client, ClientId(77));
 }
 
