@@ -120,22 +120,53 @@ impl Default for PeerConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
+    /// Tango objects over a RocksDB log in `data_dir` (the default).
+    Rocksdb,
     /// Records in memory only: NOT durable, for tests and experiments.
     Memory,
 }
 
-/// How records are made durable.
+/// How records are made durable (PROTOCOL.md 5).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DurabilityConfig {
+    /// "rocksdb" (default) or "memory".
     pub backend: Backend,
+    /// fsync every group commit (default true). false acknowledges what is
+    /// only written, not synced: NOT durable across a machine crash.
+    pub fsync: bool,
+    /// Most appends in one group commit (default 1024).
+    pub group_commit_max_records: usize,
+    /// How long the oldest append may wait for company before its group is
+    /// written, in µs (default 0: no window; groups grow with the load,
+    /// since appends arriving during an fsync form the next group).
+    pub group_commit_max_delay_us: u64,
+    /// Checkpoint the objects and trim the log at most this often, in
+    /// seconds (default 30)...
+    pub checkpoint_interval_secs: u64,
+    /// ...and only once the log grew by this many entries (default 10000).
+    pub checkpoint_min_entries: u64,
 }
 
 impl Default for DurabilityConfig {
     fn default() -> DurabilityConfig {
         DurabilityConfig {
-            backend: Backend::Memory,
+            backend: Backend::Rocksdb,
+            fsync: true,
+            group_commit_max_records: 1024,
+            group_commit_max_delay_us: 0,
+            checkpoint_interval_secs: 30,
+            checkpoint_min_entries: 10_000,
         }
+    }
+}
+
+impl DurabilityConfig {
+    /// The largest log entry the replica may need: an executed RMW writes
+    /// its value a few times (register, last_rmw, the execution record
+    /// with its outcome), plus keys and framing.
+    pub fn max_entry_bytes(&self, limits: &Limits) -> usize {
+        8 * (limits.max_value_bytes + limits.max_key_bytes) + (1 << 20)
     }
 }
 
@@ -348,6 +379,14 @@ impl ServerConfig {
             ("peer.max_batch_bytes", self.peer.max_batch_bytes as u64),
             ("peer.reconnect_min_ms", self.peer.reconnect_min_ms),
             ("peer.connect_timeout_ms", self.peer.connect_timeout_ms),
+            (
+                "durability.group_commit_max_records",
+                self.durability.group_commit_max_records as u64,
+            ),
+            (
+                "durability.checkpoint_interval_secs",
+                self.durability.checkpoint_interval_secs,
+            ),
         ];
         for (field, value) in positive {
             if value == 0 {
@@ -361,6 +400,18 @@ impl ServerConfig {
                     "{} is below peer.reconnect_min_ms ({})",
                     self.peer.reconnect_max_ms, self.peer.reconnect_min_ms
                 ),
+            ));
+        }
+        if self.durability.group_commit_max_delay_us > 1_000_000 {
+            return Err(bad(
+                "durability.group_commit_max_delay_us",
+                "must be at most one second".into(),
+            ));
+        }
+        if self.durability.max_entry_bytes(l) > (1 << 30) {
+            return Err(bad(
+                "limits.max_value_bytes",
+                "is too large for one log entry (at most about 128 MiB)".into(),
             ));
         }
         // An EPaxos message may carry a value a few times (base, command).

@@ -7,7 +7,9 @@
 use crate::adapter;
 use crate::config::{Backend, ServerConfig};
 use crate::driver::{Clock, Driver, DriverError};
-use crate::durability::{Durability, DurabilityError, MemDurability};
+use crate::durability::{
+    CheckpointPolicy, Durability, DurabilityError, MemDurability, TangoDurability,
+};
 use crate::metrics::{self, Metrics};
 use crate::peer::{self, Identity, PeerService};
 use crate::service::KvService;
@@ -123,7 +125,41 @@ pub async fn start(
     prepare_data_dir(&config.data_dir)?;
     match config.durability.backend {
         Backend::Memory => start_with(config, listeners, MemDurability::<Record>::new()).await,
+        Backend::Rocksdb => {
+            let durability = open_rocksdb(&config)?;
+            start_with(config, listeners, durability).await
+        }
     }
+}
+
+/// Opens the replica's RocksDB log in `data_dir/log` and hosts its Tango
+/// objects on it (restoring their latest checkpoints).
+pub fn open_rocksdb(config: &ServerConfig) -> Result<TangoDurability, ServerError> {
+    let d = &config.durability;
+    let dir = config.data_dir.join("log");
+    let mut log_config = log_backend::LogConfig {
+        max_entry_bytes: d.max_entry_bytes(&config.limits),
+        ..log_backend::LogConfig::default()
+    };
+    let gc = &mut log_config.group_commit;
+    gc.sync = d.fsync;
+    gc.max_records = d.group_commit_max_records;
+    gc.max_delay_us = d.group_commit_max_delay_us;
+    gc.max_bytes = gc.max_bytes.max(log_config.max_entry_bytes);
+    let max_entry_bytes = log_config.max_entry_bytes;
+    let log = log_backend::RocksLog::open(&dir, log_config).map_err(|e| DurabilityError::Open {
+        dir: dir.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let policy = CheckpointPolicy {
+        interval: Duration::from_secs(d.checkpoint_interval_secs),
+        min_new_entries: d.checkpoint_min_entries,
+    };
+    Ok(TangoDurability::open(
+        std::sync::Arc::new(log),
+        max_entry_bytes,
+        policy,
+    )?)
 }
 
 /// Starts a replica over `durability` (already opened).

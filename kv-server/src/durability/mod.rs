@@ -11,9 +11,13 @@
 //! not necessarily the records as submitted (a backend may fold them into
 //! objects), but an equivalent list.
 
+mod mapping;
 mod memory;
+mod objects;
+mod tango;
 
 pub use memory::MemDurability;
+pub use tango::{CheckpointPolicy, TangoDurability};
 
 use std::future::Future;
 use std::pin::Pin;
