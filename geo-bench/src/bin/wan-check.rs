@@ -119,6 +119,17 @@ fn main() -> ExitCode {
         );
     }
     if let Err(e) = calibrated {
+        if let (WanError::CalibrationOff { .. }, Ok(Some(s))) = (&e, &stopped)
+            && s.late_max_us < 1000
+            && s.dropped_full + s.kernel_dropped + s.kernel_user_dropped == 0
+        {
+            eprintln!(
+                "note: the delayer released every packet within {} us of its time, so the extra \
+                 round trip was spent in the endpoints: the CPU is too busy for this run \
+                 (EVALUATION.md: the emulation needs CPU headroom)",
+                s.late_max_us
+            );
+        }
         return fail(&e);
     }
     if let Err(e) = stopped {

@@ -17,6 +17,38 @@
 //! `nfqueue` modes these addresses live in the namespace the [`Emulation`]
 //! created; it is removed when the emulation is dropped, also on panic and
 //! on Ctrl-C ([`namespace`]).
+//!
+//! A benchmark driver uses it like this (root, iptables installed):
+//!
+//! ```no_run
+//! use geo_bench::RegionMatrix;
+//! use geo_bench::wan::{calibrate, CalibrationConfig, Emulation, WanError, WanMode, WanOptions};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let matrix = RegionMatrix::paper(3).unwrap();
+//! let mut options = WanOptions::default();
+//! options.delayer.max_runtime = std::time::Duration::from_secs(600); // the run's bound
+//! let wan = Emulation::start(WanMode::Nfqueue, &matrix, &options)?;
+//! calibrate::calibrate(&wan, &CalibrationConfig::default())?; // prints; Err if a pair is off
+//! // Replica r listens on wan.region_addr(r); run as the region's uid so
+//! // that its outgoing peer connections leave from that address too.
+//! let server = wan
+//!     .region_command(1, "kv-server")
+//!     .arg(format!("--listen={}:7000", wan.region_addr(1)))
+//!     .spawn()?;
+//! // Clients: sockets made on a thread inside the namespace, bound to
+//! // their region's address (no delay to their own replica).
+//! let ca = wan.region_addr(0);
+//! let client = wan.spawn("client", move || {
+//!     let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+//!         .map_err(|e| WanError::io("socket", e))?;
+//!     s.bind(&std::net::SocketAddrV4::new(ca, 0).into())
+//!         .map_err(|e| WanError::io("bind", e))?;
+//!     Ok(s)
+//! })?.join().unwrap()?;
+//! # drop((server, client));
+//! let stats = wan.stop()?; // kills what still runs inside, removes the namespace
+//! # Ok(()) }
+//! ```
 
 pub mod calibrate;
 pub mod emulation;
@@ -145,7 +177,7 @@ pub enum WanError {
 }
 
 impl WanError {
-    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> WanError {
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> WanError {
         WanError::Io {
             context: context.into(),
             source,
