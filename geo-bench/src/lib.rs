@@ -4,6 +4,7 @@
 
 pub mod matrix;
 pub mod sim;
+pub mod wan;
 pub mod workload;
 
 pub use matrix::{MatrixError, RegionMatrix};

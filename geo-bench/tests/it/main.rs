@@ -1,0 +1,4 @@
+//! Integration tests of geo-bench, one binary: `cargo test -p geo-bench --test it`.
+
+mod wan;
+mod wan_check;
