@@ -108,18 +108,25 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             println!("  first error: {e}");
         }
     }
-    println!("\nconnect with the CLI while the cluster is up, e.g.:");
+    let kvctl = exe
+        .parent()
+        .map(|d| d.join("kvctl"))
+        .filter(|p| p.is_file())
+        .map_or_else(
+            || "cargo run --bin kvctl --".to_string(),
+            |p| p.display().to_string(),
+        );
+    let all = endpoints.join(",");
+    println!("\nconnect with the CLI while the cluster is up (--hold-secs N keeps it up), e.g.:");
+    println!("  {kvctl} -e {all} put greeting hello");
+    println!("  {kvctl} -e {} get greeting", endpoints[0]);
+    println!("  {kvctl} -e {} add counter 5", endpoints[1]);
+    println!("  {kvctl} -e {} cas greeting hello bonjour", endpoints[2]);
     println!(
-        "  cargo run -p client-sdk --bin kvctl -- -e {} put greeting hello",
-        endpoints.join(",")
-    );
-    println!(
-        "  cargo run -p client-sdk --bin kvctl -- -e {} get greeting",
-        endpoints[0]
-    );
-    println!(
-        "  cargo run -p client-sdk --bin kvctl -- -e {} add counter 5",
-        endpoints[0]
+        "replica configs and logs: {}/r<i>.toml, r<i>.log; one replica by hand: {} run --config {}/r0.toml",
+        dir.display(),
+        exe.display(),
+        dir.display()
     );
     if args.hold_secs > 0 {
         println!(
