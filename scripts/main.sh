@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The project's main job. Until the server lands (issue 4) it is the shared-log
-# benchmark: fsync on this disk, then group-commit throughput and latency
-# against raw RocksDB. Flags are passed through to log-bench (try --help).
+# The project's main job: a local 3-region cluster of kv-server processes on
+# loopback with data on disk, a short lat-a workload through the client SDK,
+# per-region latency, and the kvctl commands to connect; then it exits.
+# Flags are passed through to `kv-server dev` (try --help; --hold-secs N keeps
+# the cluster up for the CLI).
 #
 # It builds the whole workspace (not just one package) so that the build is
 # shared with the tests: a per-package build resolves features differently
@@ -10,4 +12,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-system.sh
 cargo build --workspace --locked --bins
-exec target/debug/log-bench "$@"
+exec target/debug/kv-server dev "$@"
