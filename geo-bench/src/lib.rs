@@ -2,6 +2,7 @@
 //! that drives the protocol cores under the paper's WAN (EVALUATION.md).
 //! The real multi-process benchmark joins it with the server issue.
 
+pub mod bench;
 pub mod matrix;
 pub mod sim;
 pub mod wan;

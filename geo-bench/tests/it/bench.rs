@@ -1,0 +1,204 @@
+//! `geo-bench run` end to end: a short nfqueue run of 3 regions with real
+//! `kv-server` processes whose figures sit near the floor and whose
+//! namespace is gone afterwards; the simulator mode; and clear errors for
+//! bad flags and a matrix with a missing pair.
+
+use super::wan::can_run;
+use geo_bench::wan::namespace;
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn geo_bench(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_geo-bench"))
+        .arg("run")
+        .args(args)
+        .output()
+        .expect("geo-bench runs");
+    println!(
+        "--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn rows<'a>(results: &'a Value, source: &str) -> Vec<&'a Value> {
+    results[source]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|m| m["rows"].as_array().unwrap().iter())
+        .collect()
+}
+
+fn read_json(p: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+#[test]
+fn bad_flags_and_a_matrix_with_a_missing_pair_are_clear_errors() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--wan", "tc"], "invalid value 'tc'"),
+        (&["--clients", "0", "--wan", "sim"], "--clients 0"),
+        (&["--regions", "4", "--wan", "sim"], "3 or 5 regions"),
+        (
+            &["--modes", "paxos", "--wan", "sim"],
+            "unknown mode \"paxos\"",
+        ),
+        (&["--workload", "lat-z", "--wan", "sim"], "unknown workload"),
+        (&["--mix", "50/40", "--wan", "sim"], "WRITES/READS/RMWS"),
+        (&["--mix", "50/40/20", "--wan", "sim"], "must be 100%"),
+        (
+            &["--conflict-pct", "120", "--wan", "sim"],
+            "outside 0..=100",
+        ),
+        (&["--raft-leader", "XX", "--wan", "sim"], "--raft-leader XX"),
+        (&["--wan", "inproc"], "no peer-message delay table"),
+    ];
+    for (args, want) in cases {
+        let o = geo_bench(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("m.toml");
+    std::fs::write(
+        &m,
+        "regions = [\"A\", \"B\", \"C\"]\n[rtt_ms]\nA = { B = 10, C = 20 }\nB = { A = 10 }\nC = { A = 20, B = 30 }\n",
+    )
+    .unwrap();
+    let o = geo_bench(&["--wan", "sim", "--matrix", m.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("no entry for the pair B -> C"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn sim_mode_writes_every_result_file_with_the_config_and_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let o = geo_bench(&[
+        "--wan",
+        "sim",
+        "--regions",
+        "3",
+        "--duration-s",
+        "3",
+        "--warmup-s",
+        "1",
+        "--clients",
+        "4",
+        "--seed",
+        "42",
+        "--modes",
+        "gryff-epaxos,epaxos-all",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    for f in [
+        "config.json",
+        "results.json",
+        "summary.csv",
+        "histograms.csv",
+        "summary.md",
+        "cdf-sim-gryff-epaxos.svg",
+        "cdf-sim-epaxos-all.svg",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let cfg = read_json(&out.join("config.json"));
+    assert_eq!(cfg["seed"], 42);
+    assert_eq!(cfg["workload"]["name"], "lat-b");
+    let res = read_json(&out.join("results.json"));
+    let gets: Vec<_> = rows(&res, "sim")
+        .into_iter()
+        .filter(|r| r["mode"] == "gryff-epaxos" && r["op"] == "get" && r["region"] != "normalised")
+        .collect();
+    assert_eq!(gets.len(), 3);
+    for r in gets {
+        // No jitter, infinite CPU: a read is one round trip to the floor.
+        assert!((r["p50_ratio"].as_f64().unwrap() - 1.0).abs() < 0.02, "{r}");
+    }
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(md.contains("Modes side by side"), "{md}");
+}
+
+#[test]
+fn nfqueue_three_regions_near_the_floor_and_no_namespace_left() {
+    if !can_run("geo-bench nfqueue run", true) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let started = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_geo-bench"))
+        .args([
+            "run",
+            "--wan",
+            "nfqueue",
+            "--regions",
+            "3",
+            "--duration-s",
+            "4",
+            "--warmup-s",
+            "1",
+            "--clients",
+            "3",
+            "--calibration-s",
+            "1",
+            "--workload",
+            "lat-b",
+            "--conflict-pct",
+            "10",
+            "--out",
+        ])
+        .arg(&out)
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "geo-bench failed");
+    assert!(started.elapsed() < Duration::from_secs(120));
+    // The namespace (named after the owner's pid) is gone.
+    let left: Vec<String> = std::fs::read_dir("/run/netns")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| namespace::owner_pid(n) == Some(pid))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "namespaces left behind: {left:?}");
+    let res = read_json(&out.join("results.json"));
+    let cal = res["calibration"]["pairs"].as_array().unwrap();
+    assert_eq!(cal.len(), 6);
+    let rows = rows(&res, "measured");
+    let mut seen = 0;
+    for r in rows.iter().filter(|r| r["region"] != "normalised") {
+        let (op, p50, floor) = (
+            r["op"].as_str().unwrap(),
+            r["p50_ms"].as_f64().unwrap(),
+            r["floor_ms"].as_f64().unwrap(),
+        );
+        if op != "get" && op != "put" {
+            continue;
+        }
+        seen += 1;
+        // Nothing beats the emulated floor; generous bounds above it (a
+        // debug build sharing 2 cores with the delayer and the servers).
+        assert!(p50 >= floor - 0.5, "{r}");
+        assert!(p50 <= 1.5 * floor + 20.0, "{r}");
+    }
+    assert!(seen >= 3, "too few rows: {rows:?}");
+    assert!(out.join("gryff-epaxos/r0.log").is_file());
+}
