@@ -124,6 +124,17 @@ impl Cluster {
         &self.endpoints
     }
 
+    /// CPU seconds (user + system) each replica has used so far, by
+    /// `r<i>` (from /proc; a replica that has exited is left out).
+    pub fn cpu_seconds(&self) -> Vec<(String, f64)> {
+        self.children
+            .iter()
+            .filter_map(|(r, c)| {
+                proc_cpu_seconds(&format!("/proc/{}/stat", c.id())).map(|s| (format!("r{r}"), s))
+            })
+            .collect()
+    }
+
     /// Fails, with the replica's log, if any replica has exited.
     pub fn check_alive(&mut self) -> anyhow::Result<()> {
         for (r, child) in &mut self.children {
@@ -143,6 +154,18 @@ impl Drop for Cluster {
             let _ = child.wait();
         }
     }
+}
+
+/// utime + stime of a `/proc/<pid>/stat` file, in seconds.
+pub fn proc_cpu_seconds(stat_path: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(stat_path).ok()?;
+    // Fields after the command (which may hold spaces) start after ')'.
+    let rest = text.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let (utime, stime): (f64, f64) = (f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?);
+    // SAFETY: sysconf has no preconditions.
+    let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Some((utime + stime) / tck.max(1.0))
 }
 
 fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {

@@ -53,6 +53,7 @@ fn mode_json(m: &ModeResults, matrix: &RegionMatrix) -> serde_json::Value {
         "first_error": m.first_error,
         "measured_s": m.measured_s,
         "throughput_ops_s": m.ops() as f64 / m.measured_s.max(1e-9),
+        "cpu_s": m.cpu_s,
         "rows": m.rows(matrix),
     })
 }
@@ -173,6 +174,19 @@ pub fn markdown(out: &RunOutput<'_>) -> String {
                 .unwrap_or_default(),
             table(&rows)
         );
+        if !m.cpu_s.is_empty() {
+            let total: f64 = m.cpu_s.values().sum();
+            let _ = writeln!(
+                s,
+                "CPU seconds over the load (warm-up included; 2 cores shared with anything else on the machine): {} = {:.1} s in all\n",
+                m.cpu_s
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v:.1}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                total
+            );
+        }
         all_rows.extend(rows);
     }
     if out.measured.len() > 1 {

@@ -35,6 +35,10 @@ pub struct ModeResults {
     pub first_error: Option<String>,
     /// Seconds measured (after the warm-up).
     pub measured_s: f64,
+    /// CPU seconds over the whole load (warm-up included) per process:
+    /// `r<i>` for each replica, `geo-bench` for the clients and the
+    /// delayer. Empty for simulated runs.
+    pub cpu_s: BTreeMap<String, f64>,
 }
 
 impl ModeResults {
@@ -45,6 +49,7 @@ impl ModeResults {
             errors: 0,
             first_error: None,
             measured_s: 0.0,
+            cpu_s: BTreeMap::new(),
         }
     }
 

@@ -6,7 +6,7 @@
 //! on the same workload instead; `--sim-beside` adds it to a real run.
 
 use clap::{Parser, Subcommand};
-use geo_bench::bench::cluster::{Cluster, ClusterSpec, find_server_bin};
+use geo_bench::bench::cluster::{Cluster, ClusterSpec, find_server_bin, proc_cpu_seconds};
 use geo_bench::bench::config::{DEFAULT_TAIL_FANOUT, RunConfig, validate};
 use geo_bench::bench::load::{LoadPlan, run_blocking};
 use geo_bench::bench::report::{RunOutput, write_all};
@@ -355,6 +355,8 @@ fn run(a: RunArgs) -> Result<ExitCode, Failure> {
                 ready_timeout: Duration::from_secs(30),
                 mode: mode.clone(),
             };
+            let cpu_before = cluster.cpu_seconds();
+            let self_before = proc_cpu_seconds("/proc/self/stat").unwrap_or(0.0);
             let pb = progress_bar(mode);
             let pb2 = pb.clone();
             let handle = wan.spawn("geo-bench-load", move || {
@@ -364,6 +366,8 @@ fn run(a: RunArgs) -> Result<ExitCode, Failure> {
                 .join()
                 .map_err(|_| Failure::Run(anyhow::anyhow!("the load thread panicked")))?;
             pb.finish_and_clear();
+            let cpu_after = cluster.cpu_seconds();
+            let self_after = proc_cpu_seconds("/proc/self/stat").unwrap_or(0.0);
             let alive = cluster.check_alive();
             let res = match (res, alive) {
                 (Ok(r), Ok(())) => r,
@@ -373,6 +377,16 @@ fn run(a: RunArgs) -> Result<ExitCode, Failure> {
                 (Err(e), Ok(())) => return Err(Failure::Run(anyhow::anyhow!("{mode}: {e}"))),
                 (Ok(_), Err(dead)) => return Err(Failure::Run(dead)),
             };
+            let mut res = res;
+            for (name, after) in cpu_after {
+                let before = cpu_before
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map_or(0.0, |b| b.1);
+                res.cpu_s.insert(name, after - before);
+            }
+            res.cpu_s
+                .insert("geo-bench".to_string(), self_after - self_before);
             eprintln!("{mode}: {} ops measured, {} errors", res.ops(), res.errors);
             drop(cluster);
             measured.push(res);
