@@ -185,6 +185,14 @@ pub struct ProtocolConfig {
     /// The other replicas, nearest first (thrifty phases go to the nearest
     /// quorum). Default: by id.
     pub peers_nearest_first: Option<Vec<u32>>,
+    /// How long a register or EPaxos phase waits before re-sending to every
+    /// replica, in ms (default: the machine's, 1000, sized for WAN round
+    /// trips; a LAN cluster can use much less).
+    pub phase_timeout_ms: Option<u64>,
+    /// How long EPaxos waits on an instance it cannot commit or execute
+    /// (e.g. its leader died) before recovering it, in ms (default: the
+    /// machine's, 2000).
+    pub recovery_timeout_ms: Option<u64>,
 }
 
 impl Default for ProtocolConfig {
@@ -193,6 +201,8 @@ impl Default for ProtocolConfig {
             mode: "gryff-epaxos".into(),
             raft_leader: 0,
             peers_nearest_first: None,
+            phase_timeout_ms: None,
+            recovery_timeout_ms: None,
         }
     }
 }
@@ -357,6 +367,17 @@ impl ServerConfig {
                     crate::adapter::MODES.join(", ")
                 ),
             ));
+        }
+        for (field, v) in [
+            ("protocol.phase_timeout_ms", self.protocol.phase_timeout_ms),
+            (
+                "protocol.recovery_timeout_ms",
+                self.protocol.recovery_timeout_ms,
+            ),
+        ] {
+            if v == Some(0) {
+                return Err(bad(field, "must be positive".into()));
+            }
         }
         if self.protocol.raft_leader as usize >= self.replicas.len() {
             return Err(bad(

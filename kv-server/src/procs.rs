@@ -16,11 +16,27 @@ use std::time::{Duration, Instant};
 /// Region names for local clusters (EVALUATION.md's order).
 pub const REGIONS: [&str; 5] = ["ca", "va", "ir", "or", "jp"];
 
-/// A free loopback port (bound, then released: another process could
-/// take it in between, which a local cluster accepts).
-pub fn free_port() -> anyhow::Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0").context("no free loopback port")?;
-    Ok(l.local_addr()?.port())
+/// A listener on a free loopback port below the kernel's ephemeral range:
+/// the port is released before the replica binds it, and a port from the
+/// ephemeral range could meanwhile become the local end of some outgoing
+/// connection ("address in use" at start-up).
+pub fn free_listener() -> anyhow::Result<TcpListener> {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (from, to) = if low > 12_000 {
+        (10_000, low)
+    } else {
+        (low, u16::MAX)
+    };
+    for _ in 0..200 {
+        let port = rand::random_range(from..to);
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
+            return Ok(l);
+        }
+    }
+    TcpListener::bind("127.0.0.1:0").context("no free loopback port")
 }
 
 /// The configs of an n-replica loopback cluster with data under `dir`:
@@ -38,10 +54,18 @@ pub fn loopback_configs(
         );
     }
     let mut replicas = Vec::new();
+    // Held until every port is chosen, so that no port is chosen twice.
+    let mut held = Vec::new();
+    let mut pick = || -> anyhow::Result<u16> {
+        let l = free_listener()?;
+        let port = l.local_addr()?.port();
+        held.push(l);
+        Ok(port)
+    };
     for (i, region) in REGIONS.iter().enumerate().take(n) {
         let (c, p) = match base_port {
             Some(b) => (b + i as u16, b + 100 + i as u16),
-            None => (free_port()?, free_port()?),
+            None => (pick()?, pick()?),
         };
         replicas.push(ReplicaEntry {
             id: i as u32,

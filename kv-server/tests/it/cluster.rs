@@ -14,8 +14,18 @@ fn exe() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_kv-server"))
 }
 
+/// Three replicas that checkpoint and trim their logs every second (after
+/// 50 new entries), so restarts go through checkpoint + log, with protocol
+/// timeouts for a LAN (EPaxos recovers a dead leader's instances after
+/// 500 ms instead of the WAN default of 2 s).
 async fn three(dir: &Path) -> ProcCluster {
-    let configs = procs::loopback_configs(3, dir, None).unwrap();
+    let mut configs = procs::loopback_configs(3, dir, None).unwrap();
+    for c in &mut configs {
+        c.durability.checkpoint_interval_secs = 1;
+        c.durability.checkpoint_min_entries = 50;
+        c.protocol.phase_timeout_ms = Some(300);
+        c.protocol.recovery_timeout_ms = Some(500);
+    }
     let mut c = ProcCluster::launch(exe(), dir, configs).unwrap();
     c.wait_all_ready(READY).await.unwrap();
     c
@@ -51,7 +61,7 @@ async fn one_replica_killed_and_restarted_mid_workload() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     cluster.kill(2);
     let at_kill = run.ok();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let during = run.ok() - at_kill;
     assert!(
         during > 20,
@@ -62,7 +72,16 @@ async fn one_replica_killed_and_restarted_mid_workload() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     run.finish(tasks).await;
     // The restarted replica serves again: reads and RMWs coordinated by it.
-    let own = client_of(&cluster.endpoints()[2]).await;
+    // Its first RMW on a key may wait for EPaxos to recover instances it
+    // missed while down (a bounded wait of recovery_timeout per missing
+    // dependency): give it time to catch up.
+    let patient = ClientConfig {
+        call_timeout: Duration::from_secs(30),
+        attempt_timeout: Duration::from_secs(30),
+        ..ClientConfig::default()
+    };
+    let endpoint = cluster.endpoints()[2].clone();
+    let own = Client::connect(&[endpoint], patient).await.unwrap();
     let values = run.read_back(&own).await;
     let r = own
         .rmw("counter", client_sdk::RmwOp::FetchAdd { delta: 0 })
@@ -79,9 +98,16 @@ async fn every_acknowledged_write_survives_kill_9_of_all_replicas() {
     let mut cluster = three(dir.path()).await;
     let run = Run::new();
     let tasks = run.spawn_clients(&cluster.endpoints(), 6).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
     for i in 0..3 {
         cluster.kill(i);
+    }
+    for i in 0..3 {
+        assert!(
+            cluster.log(i).contains("checkpointed"),
+            "replica {i} never checkpointed:\n{}",
+            cluster.log(i)
+        );
     }
     run.finish(tasks).await;
     for i in 0..3 {
