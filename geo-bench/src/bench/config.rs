@@ -19,7 +19,10 @@ pub struct RunConfig {
     pub workload: Workload,
     /// Keys per client (besides the shared hot key).
     pub keys: u64,
+    /// Clients per region (the first of `clients_sweep`).
     pub clients_per_region: usize,
+    /// Every client count run, in order (one unless a tput sweep).
+    pub clients_sweep: Vec<usize>,
     pub duration_s: f64,
     pub warmup_s: f64,
     pub seed: u64,
@@ -42,11 +45,13 @@ pub const DEFAULT_TAIL_FANOUT: usize = 10;
 
 /// Flag values that make no sense, with what to do instead.
 pub fn validate(cfg: &RunConfig) -> Result<(), String> {
-    if cfg.clients_per_region == 0 || cfg.clients_per_region > 1024 {
-        return Err(format!(
-            "--clients {} is not in 1..=1024",
-            cfg.clients_per_region
-        ));
+    if cfg.clients_sweep.is_empty() {
+        return Err("--clients names no count".into());
+    }
+    for &c in &cfg.clients_sweep {
+        if c == 0 || c > 1024 {
+            return Err(format!("--clients {c} is not in 1..=1024"));
+        }
     }
     if !(cfg.duration_s > 0.0 && cfg.duration_s <= 86_400.0) {
         return Err(format!(

@@ -145,7 +145,11 @@ pub fn markdown(out: &RunOutput<'_>) -> String {
         c.workload.write_pct,
         c.workload.read_pct,
         c.workload.rmw_pct,
-        c.clients_per_region,
+        c.clients_sweep
+            .iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
         c.duration_s,
         c.warmup_s,
         c.keys,
@@ -196,6 +200,13 @@ pub fn markdown(out: &RunOutput<'_>) -> String {
             side_by_side(out.measured, out.matrix)
         );
     }
+    if c.clients_sweep.len() > 1 {
+        let _ = write!(
+            s,
+            "## Throughput and latency per client count (normalised rows, ms)\n\n{}\n",
+            sweep_table(out.measured, out.matrix)
+        );
+    }
     if !out.sim.is_empty() {
         let _ = write!(
             s,
@@ -240,6 +251,33 @@ pub fn table(rows: &[StatRow]) -> String {
             r.p90_ratio,
             r.p99_ratio,
             r.p999_ratio
+        );
+    }
+    s
+}
+
+fn sweep_table(runs: &[ModeResults], matrix: &RegionMatrix) -> String {
+    let mut s = String::from(
+        "| run | ops/s | get p50 | get p99 | put p50 | put p99 |\n|---|---|---|---|---|---|\n",
+    );
+    for m in runs {
+        let rows = m.rows(matrix);
+        let cell = |op: &str, p99: bool| {
+            rows.iter()
+                .find(|r| r.region == "normalised" && r.op == op)
+                .map_or("-".to_string(), |r| {
+                    format!("{:.1}", if p99 { r.p99_ms } else { r.p50_ms })
+                })
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {:.0} | {} | {} | {} | {} |",
+            m.mode,
+            m.ops() as f64 / m.measured_s.max(1e-9),
+            cell("get", false),
+            cell("get", true),
+            cell("put", false),
+            cell("put", true)
         );
     }
     s

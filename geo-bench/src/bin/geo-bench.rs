@@ -59,9 +59,10 @@ struct RunArgs {
     /// Override the mix: WRITES/READS/RMWS percent, e.g. 4.5/94.5/1.
     #[arg(long)]
     mix: Option<String>,
-    /// Closed-loop clients per region.
-    #[arg(long, default_value_t = 16)]
-    clients: usize,
+    /// Closed-loop clients per region; a list (1,2,4,8,16,24) runs each
+    /// count in turn (the tput sweep), labelled `<mode>-c<count>`.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![16])]
+    clients: Vec<usize>,
     /// Seconds measured, after the warm-up.
     #[arg(long, default_value_t = 30.0)]
     duration_s: f64,
@@ -233,7 +234,8 @@ fn build_config(a: &RunArgs) -> Result<(RunConfig, RegionMatrix), Failure> {
         floor_ms,
         workload,
         keys: a.keys,
-        clients_per_region: a.clients,
+        clients_per_region: a.clients.first().copied().unwrap_or(0),
+        clients_sweep: a.clients.clone(),
         duration_s: a.duration_s,
         warmup_s: a.warmup_s,
         seed: a.seed,
@@ -303,10 +305,34 @@ fn run(a: RunArgs) -> Result<ExitCode, Failure> {
     let mut measured = Vec::new();
     let mut sim = Vec::new();
     let mut calibration = None;
+    // (mode, clients per region, label) of every run, in order.
+    let runs: Vec<(String, usize, String)> = cfg
+        .modes
+        .iter()
+        .flat_map(|m| {
+            let sweep = cfg.clients_sweep.len() > 1;
+            cfg.clients_sweep.iter().map(move |&c| {
+                let label = if sweep {
+                    format!("{m}-c{c}")
+                } else {
+                    m.clone()
+                };
+                (m.clone(), c, label)
+            })
+        })
+        .collect();
+    let sim_run = |mode: &str, clients: usize, label: &str| -> Result<ModeResults, Failure> {
+        let mut c = cfg.clone();
+        c.clients_per_region = clients;
+        c.fanout = 1;
+        let mut r = simrun::run_mode(&c, &matrix, mode).map_err(usage)?;
+        r.mode = label.to_string();
+        Ok(r)
+    };
     if a.wan == WanMode::Sim {
-        for m in &cfg.modes {
-            eprintln!("simulating {m} ...");
-            measured.push(simrun::run_mode(&cfg, &matrix, m).map_err(usage)?);
+        for (m, c, label) in &runs {
+            eprintln!("simulating {label} ...");
+            measured.push(sim_run(m, *c, label)?);
         }
     } else {
         let per_mode = cfg.warmup_s + cfg.duration_s + 60.0;
@@ -334,30 +360,30 @@ fn run(a: RunArgs) -> Result<ExitCode, Failure> {
             .iter()
             .position(|r| *r == cfg.raft_leader)
             .unwrap_or(0);
-        for mode in &cfg.modes {
+        for (mode, clients, label) in &runs {
             let spec = ClusterSpec {
                 mode: mode.clone(),
                 durability: cfg.durability.clone(),
                 raft_leader: leader,
             };
-            let dir = out_dir.join(mode);
+            let dir = out_dir.join(label);
             let bin = server_bin.clone().expect("a server binary for real runs");
             let mut cluster = Cluster::launch(&wan, &bin, &dir, &spec)?;
             let plan = LoadPlan {
                 endpoints: cluster.endpoints().to_vec(),
                 workload: cfg.workload.clone(),
                 keys: cfg.keys,
-                clients_per_region: cfg.clients_per_region,
+                clients_per_region: *clients,
                 warmup: Duration::from_secs_f64(cfg.warmup_s),
                 duration: Duration::from_secs_f64(cfg.duration_s),
                 seed: cfg.seed,
                 fanout: cfg.fanout,
                 ready_timeout: Duration::from_secs(30),
-                mode: mode.clone(),
+                mode: label.clone(),
             };
             let cpu_before = cluster.cpu_seconds();
             let self_before = proc_cpu_seconds("/proc/self/stat").unwrap_or(0.0);
-            let pb = progress_bar(mode);
+            let pb = progress_bar(label);
             let pb2 = pb.clone();
             let handle = wan.spawn("geo-bench-load", move || {
                 run_blocking(plan, pb2).map_err(|e| WanError::Calibration(format!("{e:#}")))
@@ -372,9 +398,9 @@ fn run(a: RunArgs) -> Result<ExitCode, Failure> {
             let res = match (res, alive) {
                 (Ok(r), Ok(())) => r,
                 (Err(e), Err(dead)) => {
-                    return Err(Failure::Run(anyhow::anyhow!("{mode}: {e}; {dead:#}")));
+                    return Err(Failure::Run(anyhow::anyhow!("{label}: {e}; {dead:#}")));
                 }
-                (Err(e), Ok(())) => return Err(Failure::Run(anyhow::anyhow!("{mode}: {e}"))),
+                (Err(e), Ok(())) => return Err(Failure::Run(anyhow::anyhow!("{label}: {e}"))),
                 (Ok(_), Err(dead)) => return Err(Failure::Run(dead)),
             };
             let mut res = res;
@@ -387,7 +413,7 @@ fn run(a: RunArgs) -> Result<ExitCode, Failure> {
             }
             res.cpu_s
                 .insert("geo-bench".to_string(), self_after - self_before);
-            eprintln!("{mode}: {} ops measured, {} errors", res.ops(), res.errors);
+            eprintln!("{label}: {} ops measured, {} errors", res.ops(), res.errors);
             drop(cluster);
             measured.push(res);
         }
@@ -402,10 +428,8 @@ fn run(a: RunArgs) -> Result<ExitCode, Failure> {
             );
         }
         if cfg.sim_beside {
-            for m in &cfg.modes {
-                let mut c = cfg.clone();
-                c.fanout = 1;
-                sim.push(simrun::run_mode(&c, &matrix, m).map_err(usage)?);
+            for (m, c, label) in &runs {
+                sim.push(sim_run(m, *c, label)?);
             }
         }
     }

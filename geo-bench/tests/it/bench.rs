@@ -230,3 +230,50 @@ fn run_nfqueue(out: &Path) -> (u32, Output) {
     );
     (pid, o)
 }
+
+#[test]
+fn a_clients_list_runs_each_count_and_tabulates_throughput() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let o = geo_bench(&[
+        "--wan",
+        "sim",
+        "--regions",
+        "3",
+        "--workload",
+        "tput",
+        "--duration-s",
+        "2",
+        "--warmup-s",
+        "0",
+        "--clients",
+        "1,4",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    let res = read_json(&out.join("results.json"));
+    let labels: Vec<&str> = res["sim"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["mode"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, ["gryff-epaxos-c1", "gryff-epaxos-c4"]);
+    let tput: Vec<f64> = res["sim"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["throughput_ops_s"].as_f64().unwrap())
+        .collect();
+    assert!(tput[1] > 3.0 * tput[0], "{tput:?}");
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(
+        md.contains("Throughput and latency per client count"),
+        "{md}"
+    );
+    assert_eq!(
+        read_json(&out.join("config.json"))["clients_sweep"],
+        serde_json::json!([1, 4])
+    );
+}
