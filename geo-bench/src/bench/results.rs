@@ -73,8 +73,14 @@ impl ModeResults {
         self.measured_s = self.measured_s.max(other.measured_s);
     }
 
+    /// Operations measured (sub-operations of fanned-out requests count
+    /// one each; the requests themselves are not counted again).
     pub fn ops(&self) -> u64 {
-        self.hists.values().map(Histogram::len).sum()
+        self.hists
+            .iter()
+            .filter(|((_, k), _)| *k != "request")
+            .map(|(_, h)| h.len())
+            .sum()
     }
 
     /// One row per (region, kind), then the region-normalised row per kind.
@@ -266,6 +272,8 @@ mod tests {
             r.record(2, "get", 88_000);
         }
         r.record(0, "put", 144_000);
+        r.record(0, "request", 150_000);
+        assert_eq!(r.ops(), 1101);
         let rows = r.rows(&m);
         let ca = rows
             .iter()

@@ -188,6 +188,17 @@ fn nfqueue_three_regions_near_the_floor_and_no_namespace_left() {
         assert!(p50 <= 1.5 * floor + 20.0, "{r}");
     }
     assert!(seen >= 3, "too few rows: {rows:?}");
+    let requests: Vec<_> = rows
+        .iter()
+        .filter(|r| r["op"] == "request" && r["region"] != "normalised")
+        .collect();
+    assert_eq!(requests.len(), 3, "{rows:?}");
+    for r in requests {
+        assert!(
+            r["p50_ms"].as_f64().unwrap() >= r["floor_ms"].as_f64().unwrap() - 0.5,
+            "{r}"
+        );
+    }
     assert!(out.join("gryff-epaxos/r0.log").is_file());
 }
 
@@ -214,6 +225,9 @@ fn run_nfqueue(out: &Path) -> (u32, Output) {
             "lat-b",
             "--conflict-pct",
             "10",
+            // Requests of 2 sub-operations: the tail workload's fan-out.
+            "--fanout",
+            "2",
             "--out",
         ])
         .arg(out)
