@@ -340,7 +340,7 @@ fn run(a: RunArgs) -> Result<ExitCode, Failure> {
         options.delayer.max_runtime = Duration::from_secs_f64(
             120.0
                 + a.calibration_s * (matrix.len() * matrix.len()) as f64
-                + per_mode * cfg.modes.len() as f64,
+                + per_mode * runs.len() as f64,
         );
         let wan = Emulation::start(a.wan, &matrix, &options)?;
         let cal_cfg = CalibrationConfig {
