@@ -35,7 +35,19 @@ pub fn replica_config(cfg: &ServerConfig) -> ReplicaConfig {
         .into_iter()
         .map(ReplicaId)
         .collect();
-    ReplicaConfig::new(ReplicaId(cfg.replica_id), cfg.replicas.len() as u32, peers)
+    let mut config =
+        ReplicaConfig::new(ReplicaId(cfg.replica_id), cfg.replicas.len() as u32, peers);
+    if let Some(m) = mode(&cfg.protocol) {
+        config = config.with_mode(m);
+    }
+    if let Some(ms) = cfg.protocol.phase_timeout_ms {
+        config.registers.phase_timeout_us = ms * 1000;
+        config.epaxos.phase_timeout_us = ms * 1000;
+    }
+    if let Some(ms) = cfg.protocol.recovery_timeout_ms {
+        config.epaxos.recovery_timeout_us = ms * 1000;
+    }
+    config
 }
 
 /// Rebuilds the replica from its durable records at `now`; `out` gets the
@@ -86,5 +98,61 @@ impl Machine for Replica {
             + s.other_mode_input
             + r.ignored_unknown_sender
             + r.ignored_malformed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ReplicaEntry;
+
+    fn config(mode: &str) -> ServerConfig {
+        let entry = |id: u32| ReplicaEntry {
+            id,
+            region: format!("r{id}"),
+            client_addr: format!("127.0.0.1:{}", 7100 + id).parse().unwrap(),
+            peer_addr: format!("127.0.0.1:{}", 7200 + id).parse().unwrap(),
+        };
+        let mut c = ServerConfig {
+            replica_id: 2,
+            replicas: (0..3).map(entry).collect(),
+            ..ServerConfig::default()
+        };
+        c.protocol.mode = mode.into();
+        c.protocol.raft_leader = 1;
+        c
+    }
+
+    #[test]
+    fn the_configured_mode_and_timeouts_reach_the_replica() {
+        let expected = [
+            Mode::Gryff {
+                rmw: RmwEngine::Epaxos,
+            },
+            Mode::Gryff {
+                rmw: RmwEngine::Raft,
+            },
+            Mode::EpaxosAll,
+            Mode::RaftAll {
+                leader: ReplicaId(1),
+            },
+        ];
+        for (name, mode) in MODES.iter().zip(expected) {
+            let rc = replica_config(&config(name));
+            assert_eq!(rc.mode, mode, "{name}");
+            let replica = Replica::new(rc).unwrap();
+            assert_eq!(replica.mode(), mode);
+        }
+        let mut c = config("gryff-epaxos");
+        c.protocol.phase_timeout_ms = Some(300);
+        c.protocol.recovery_timeout_ms = Some(500);
+        let rc = replica_config(&c);
+        assert_eq!(rc.registers.phase_timeout_us, 300_000);
+        assert_eq!(rc.epaxos.phase_timeout_us, 300_000);
+        assert_eq!(rc.epaxos.recovery_timeout_us, 500_000);
+        assert_eq!(
+            rc.registers.peers_nearest_first,
+            vec![ReplicaId(0), ReplicaId(1)]
+        );
     }
 }

@@ -109,12 +109,18 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
     }
 }
 
-/// Reads one counter from a `/metrics` endpoint (for tests and tools).
-pub async fn scrape(addr: SocketAddr, counter: &str) -> std::io::Result<Option<u64>> {
+/// The whole text of a `/metrics` endpoint.
+pub async fn scrape_all(addr: SocketAddr) -> std::io::Result<String> {
     let mut conn = tokio::net::TcpStream::connect(addr).await?;
     conn.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").await?;
     let mut text = String::new();
     conn.read_to_string(&mut text).await?;
+    Ok(text)
+}
+
+/// Reads one counter from a `/metrics` endpoint (for tests and tools).
+pub async fn scrape(addr: SocketAddr, counter: &str) -> std::io::Result<Option<u64>> {
+    let text = scrape_all(addr).await?;
     let wanted = format!("gryff_{counter} ");
     Ok(text
         .lines()

@@ -237,5 +237,16 @@ impl Drop for ProcCluster {
         for i in 0..self.children.len() {
             self.kill(i);
         }
+        // A failing test shows what the replicas said.
+        if std::thread::panicking() {
+            for i in 0..self.children.len() {
+                let log = self.log(i);
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                eprintln!("--- replica {i} log (last 40 lines) ---");
+                for line in tail.into_iter().rev() {
+                    eprintln!("{line}");
+                }
+            }
+        }
     }
 }

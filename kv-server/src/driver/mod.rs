@@ -196,6 +196,17 @@ where
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let (mut peers_open, mut clients_open) = (true, true);
         loop {
+            // Due timers fire here, from the clock, not only when the sleep
+            // below wins the select: under a constant stream of peer input
+            // the other branches are always ready, and tokio's timer wheel
+            // (which advances when a worker parks) may never get to it.
+            if self
+                .timers
+                .next_deadline()
+                .is_some_and(|t| t <= self.clock.now())
+            {
+                self.fire_timers();
+            }
             let deadline = self.timers.next_deadline().map(|t| self.clock.instant(t));
             tokio::select! {
                 biased;

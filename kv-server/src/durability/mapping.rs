@@ -15,6 +15,10 @@
 //! a group is all-or-nothing on disk; groups larger than the entry budget
 //! are split at record boundaries (each record stays atomic).
 //!
+//! Instances and executions are stored with a sequence number in front of
+//! the record (`order`): several of them can share one log entry (one
+//! position), and their order inside it is the order they were made.
+//!
 //! Restart: registers map -> `Applied` records, op-seq -> `OpSeqReserved`,
 //! instances in log order -> `Instance` records, executed set in log
 //! order (= execution order, which the dedup table's LRU depends on) ->
@@ -83,8 +87,43 @@ pub fn journal_next(journal: &StateMap) -> u64 {
         .map_or(0, |b| u64::from_be_bytes(b) + 1)
 }
 
-/// The object writes of one record; `journal` numbers raft records.
-pub fn writes_of(record: &Record, journal: &mut u64) -> Result<Vec<WriteItem>, String> {
+/// `order` (big-endian) in front of the encoded record.
+fn ordered<T: Serialize>(order: &mut u64, rec: &T) -> Result<Vec<u8>, String> {
+    let mut v = order.to_be_bytes().to_vec();
+    *order += 1;
+    v.extend(enc(rec)?);
+    Ok(v)
+}
+
+/// Splits what `ordered` made.
+fn unordered(b: &[u8]) -> Result<(u64, &[u8]), String> {
+    if b.len() < 8 {
+        return Err("a record without its order number".into());
+    }
+    let (n, rest) = b.split_at(8);
+    let n = u64::from_be_bytes(n.try_into().map_err(|_| "bad order number")?);
+    Ok((n, rest))
+}
+
+/// The entries of an ordered object (instances, executions) in the order
+/// they were made: by log position, then by order number.
+fn in_made_order(map: &StateMap) -> Result<Vec<&[u8]>, String> {
+    let mut v = Vec::new();
+    for (pos, _, data) in map.positioned() {
+        let (n, rec) = unordered(data)?;
+        v.push((pos, n, rec));
+    }
+    v.sort_by_key(|(pos, n, _)| (*pos, *n));
+    Ok(v.into_iter().map(|(_, _, r)| r).collect())
+}
+
+/// The object writes of one record; `journal` numbers raft records and
+/// `order` orders instances and executions within one log entry.
+pub fn writes_of(
+    record: &Record,
+    journal: &mut u64,
+    order: &mut u64,
+) -> Result<Vec<WriteItem>, String> {
     Ok(match record {
         Record::Raft(_) => {
             let key = journal_key(*journal);
@@ -102,7 +141,7 @@ pub fn writes_of(record: &Record, journal: &mut u64) -> Result<Vec<WriteItem>, S
             )]
         }
         Record::Epaxos(EpaxosPersist::Instance(rec)) => {
-            vec![write(INSTANCES, enc(&rec.inst)?, enc(rec)?)]
+            vec![write(INSTANCES, enc(&rec.inst)?, ordered(order, rec)?)]
         }
         Record::Epaxos(EpaxosPersist::Executed(rec)) => {
             let mut w = Vec::new();
@@ -121,7 +160,7 @@ pub fn writes_of(record: &Record, journal: &mut u64) -> Result<Vec<WriteItem>, S
                 }
                 ExecResult::Nothing | ExecResult::Duplicate(_) | ExecResult::Read(_) => {}
             }
-            w.push(write(EXECUTED, enc(&rec.inst)?, enc(rec)?));
+            w.push(write(EXECUTED, enc(&rec.inst)?, ordered(order, rec)?));
             w
         }
     })
@@ -153,12 +192,12 @@ pub fn records_of(v: &Views<'_>) -> Result<Vec<Record>, String> {
             up_to: u64::from_le_bytes(bytes),
         }));
     }
-    for (_, data) in v.instances.in_log_order() {
+    for data in in_made_order(v.instances)? {
         let rec: InstanceRecord = dec("instance", data)?;
         out.push(Record::Epaxos(EpaxosPersist::Instance(rec)));
     }
     let mut implied_last_rmw = std::collections::BTreeMap::new();
-    for (_, data) in v.executed.in_log_order() {
+    for data in in_made_order(v.executed)? {
         let rec: ExecutionRecord = dec("execution", data)?;
         if let ExecResult::Applied { key, last_rmw, .. } = &rec.result {
             implied_last_rmw.insert(key.0.clone(), last_rmw.clone());

@@ -33,6 +33,13 @@ impl StateMap {
         }
     }
 
+    /// `(position, key, data)` of every entry, in key order.
+    pub fn positioned(&self) -> impl Iterator<Item = (u64, &[u8], &[u8])> {
+        self.entries
+            .iter()
+            .map(|(k, (p, d))| (*p, k.as_slice(), d.as_slice()))
+    }
+
     /// The entries in the order their winning updates were logged.
     pub fn in_log_order(&self) -> Vec<(&[u8], &[u8])> {
         let mut v: Vec<_> = self

@@ -92,6 +92,7 @@ impl Link {
             let started = Instant::now();
             match self.connect().await {
                 Ok(client) => {
+                    tracing::info!(peer = %self.addr, "peer stream open");
                     if self.pump(client, &mut rx).await.is_none() {
                         return; // the driver is gone: shut down
                     }
@@ -133,13 +134,14 @@ impl Link {
             let first = tokio::select! {
                 m = rx.recv() => m?,
                 ended = &mut call => {
-                    tracing::debug!(peer = %self.addr, ?ended, "peer stream ended");
+                    tracing::info!(peer = %self.addr, ?ended, "peer stream ended");
                     return Some(());
                 }
             };
             let batch = self.pack(first, rx);
             let n = batch.messages.len() as u64;
             if btx.send(batch).await.is_err() {
+                tracing::info!(peer = %self.addr, "peer stream closed while sending");
                 call.abort();
                 return Some(());
             }

@@ -25,6 +25,7 @@ async fn three(dir: &Path) -> ProcCluster {
         c.durability.checkpoint_min_entries = 50;
         c.protocol.phase_timeout_ms = Some(300);
         c.protocol.recovery_timeout_ms = Some(500);
+        c.metrics_addr = Some(procs::free_listener().unwrap().local_addr().unwrap());
     }
     let mut c = ProcCluster::launch(exe(), dir, configs).unwrap();
     c.wait_all_ready(READY).await.unwrap();
@@ -82,11 +83,19 @@ async fn one_replica_killed_and_restarted_mid_workload() {
     };
     let endpoint = cluster.endpoints()[2].clone();
     let own = Client::connect(&[endpoint], patient).await.unwrap();
+    let m2 = cluster.configs()[2].metrics_addr.unwrap();
+    let watchdog = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        let text = kv_server::metrics::scrape_all(m2).await.unwrap_or_default();
+        let counters: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        eprintln!("replica 2 counters after 8 s:\n{}", counters.join("\n"));
+    });
     let values = run.read_back(&own).await;
     let r = own
         .rmw("counter", client_sdk::RmwOp::FetchAdd { delta: 0 })
         .await
         .unwrap();
+    watchdog.abort();
     assert_eq!(r.outcome.old.map(|v| v.0), values.last().unwrap().1.clone());
     run.assert_counter(values.last().unwrap().1.clone());
     run.assert_linearizable();

@@ -12,17 +12,31 @@ use super::objects::{Fold, StateMap};
 use super::{Durability, DurabilityError, DurableFuture};
 use log_backend::tango::record::{CommitRecord, Record as TangoRecord, WriteItem};
 use log_backend::tango::{ObjectId, Runtime, RuntimeConfig};
-use log_backend::{AppendFuture, AppendId, ClientId, SharedLog, StreamId};
+use log_backend::{AppendFuture, AppendId, AppendResult, ClientId, SharedLog, StreamId};
 use replica::Record;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// The log client id of the replica's own appends.
-const APPENDER: ClientId = ClientId(1);
-/// The log client id of the Tango runtime (checkpoints, decisions).
-const RUNTIME_CLIENT: u64 = 2;
+/// Log client ids for one incarnation of the replica: its own appends
+/// (even) and the Tango runtime's (checkpoints; odd). Fresh random ids at
+/// every start, numbered from 1: the replica never retries an append, so
+/// it needs no exactly-once across restarts, and continuing an old id's
+/// sequence from `Log::last_seq` is unsafe (after a reopen the engine can
+/// report a last sequence number below that client's dedup floor, and the
+/// next append fails with `SeqTooOld`). The dedup table forgets old
+/// clients by LRU (`DedupConfig::max_clients`).
+fn incarnation_clients() -> (ClientId, u64) {
+    let base = rand::random::<u64>() & !1;
+    (ClientId(base), base | 1)
+}
+
+/// An append in the log's queue, or already answered.
+enum Appended {
+    Done(AppendResult),
+    Queued(AppendFuture),
+}
 
 /// When to checkpoint.
 #[derive(Clone, Debug)]
@@ -38,9 +52,12 @@ pub struct CheckpointPolicy {
 pub struct TangoDurability {
     log: SharedLog,
     runtime: Arc<Runtime>,
+    appender: ClientId,
     next_seq: u64,
     /// The raft journal's next record number.
     journal_next: u64,
+    /// Orders instances and executions inside one log entry.
+    order: u64,
     /// Largest log entry this backend builds (groups are split below it).
     entry_budget: usize,
     stop: Arc<AtomicBool>,
@@ -67,14 +84,15 @@ impl TangoDurability {
         max_entry_bytes: usize,
         policy: CheckpointPolicy,
     ) -> Result<TangoDurability, DurabilityError> {
-        let runtime = Runtime::new(log.clone(), RuntimeConfig::with_client(RUNTIME_CLIENT))
+        let (appender, runtime_client) = incarnation_clients();
+        let runtime = Runtime::new(log.clone(), RuntimeConfig::with_client(runtime_client))
             .map_err(open_err)?;
         for id in OBJECTS {
             runtime
                 .host(id, Box::new(StateMap::new(fold_of(id))))
                 .map_err(open_err)?;
         }
-        let next_seq = log.last_seq(APPENDER).map_err(open_err)?.unwrap_or(0) + 1;
+        let next_seq = log.last_seq(appender).map_err(open_err)?.unwrap_or(0) + 1;
         runtime.query_helper().map_err(open_err)?;
         let journal_next = runtime
             .view(mapping::RAFT_JOURNAL, mapping::journal_next)
@@ -90,8 +108,10 @@ impl TangoDurability {
         Ok(TangoDurability {
             log,
             runtime,
+            appender,
             next_seq,
             journal_next,
+            order: 0,
             entry_budget: max_entry_bytes.saturating_sub(64 << 10).max(1),
             stop,
             maintenance: Some(maintenance),
@@ -104,7 +124,13 @@ impl TangoDurability {
         checkpoint(&self.runtime)
     }
 
-    fn append(&mut self, writes: Vec<WriteItem>) -> AppendFuture {
+    /// Appends one entry. The entry is in the log's submission queue when
+    /// this returns (if the queue is full it waits for room, which the
+    /// group-commit writer makes continuously): a future left blocked
+    /// would be submitted later, after entries appended after it, and the
+    /// replica's records must reach the log in the order they were made
+    /// (restart replays executions in log order).
+    fn append(&mut self, writes: Vec<WriteItem>) -> Appended {
         let mut streams: Vec<StreamId> = writes.iter().map(|w| w.object.stream()).collect();
         streams.sort_unstable();
         streams.dedup();
@@ -121,9 +147,16 @@ impl TangoDurability {
                 writes,
             }),
         };
-        let id = AppendId::new(APPENDER, self.next_seq);
+        let id = AppendId::new(self.appender, self.next_seq);
         self.next_seq += 1;
-        self.log.append_async(&streams, &record.encode(), id)
+        match self
+            .log
+            .append_async(&streams, &record.encode(), id)
+            .wait_timeout(Duration::ZERO)
+        {
+            Ok(result) => Appended::Done(result),
+            Err(queued) => Appended::Queued(queued),
+        }
     }
 }
 
@@ -210,7 +243,7 @@ impl Durability<Record> for TangoDurability {
         let mut group: Vec<WriteItem> = Vec::new();
         let mut bytes = 0;
         for record in &records {
-            let writes = match mapping::writes_of(record, &mut self.journal_next) {
+            let writes = match mapping::writes_of(record, &mut self.journal_next, &mut self.order) {
                 Ok(w) => w,
                 Err(e) => return Box::pin(std::future::ready(Err(DurabilityError::Encode(e)))),
             };
@@ -227,8 +260,11 @@ impl Durability<Record> for TangoDurability {
         }
         Box::pin(async move {
             for a in appends {
-                a.await
-                    .map_err(|e| DurabilityError::Append(e.to_string()))?;
+                let result = match a {
+                    Appended::Done(r) => r,
+                    Appended::Queued(f) => f.await,
+                };
+                result.map_err(|e| DurabilityError::Append(e.to_string()))?;
             }
             Ok(())
         })

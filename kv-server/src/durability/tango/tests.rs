@@ -201,3 +201,29 @@ async fn a_group_too_large_for_one_entry_is_split_and_still_durable() {
     drop(d);
     assert_eq!(open(&log).recover().unwrap().len(), 5);
 }
+
+#[tokio::test]
+async fn executions_in_one_entry_replay_in_the_order_they_were_made() {
+    let log = log();
+    let mut d = open(&log);
+    // Slot 9 executed before slot 2 on the same key, in one group: the
+    // instance ids sort the other way round.
+    submit(
+        &mut d,
+        vec![executed(9, reg(5, "a")), executed(2, reg(6, "b"))],
+    )
+    .await;
+    drop(d);
+    let got = open(&log).recover().unwrap();
+    assert_eq!(
+        got,
+        vec![
+            Record::Register(RegisterPersist::Applied {
+                key: Key::from("n"),
+                reg: reg(6, "b"),
+            }),
+            executed(9, reg(5, "a")),
+            executed(2, reg(6, "b")),
+        ]
+    );
+}
