@@ -56,16 +56,17 @@ impl Epaxos {
         self.install_attrs(id, attrs);
     }
 
-    /// A replica's side of Accept.
-    pub(crate) fn handle_accept(
+    /// The common start of PreAccept and Accept at a replica: note the
+    /// ballot, then answer without voting when the instance is already
+    /// committed (send the Commit: helps a slow leader) or the ballot is
+    /// below our promise (Nack). Returns whether it answered.
+    pub(crate) fn answered_without_voting(
         &mut self,
-        now: Time,
         from: ReplicaId,
         id: InstanceId,
         ballot: Ballot,
-        attrs: Attrs,
         out: &mut Vec<EpaxosEffect>,
-    ) {
+    ) -> bool {
         let inst = self.instance_mut(id);
         inst.saw(ballot);
         if let Some(committed) = inst.attrs.clone().filter(|_| inst.is_committed()) {
@@ -77,13 +78,30 @@ impl Epaxos {
                 },
                 out,
             );
-            return;
+            return true;
         }
         if ballot < inst.promised {
             let promised = inst.promised;
             self.nack(from, id, ballot, promised, out);
+            return true;
+        }
+        false
+    }
+
+    /// A replica's side of Accept.
+    pub(crate) fn handle_accept(
+        &mut self,
+        now: Time,
+        from: ReplicaId,
+        id: InstanceId,
+        ballot: Ballot,
+        attrs: Attrs,
+        out: &mut Vec<EpaxosEffect>,
+    ) {
+        if self.answered_without_voting(from, id, ballot, out) {
             return;
         }
+        let inst = self.instance_mut(id);
         let duplicate = inst.status == Status::Accepted
             && inst.accepted == ballot
             && inst.attrs.as_ref() == Some(&attrs);

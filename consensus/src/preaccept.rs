@@ -110,25 +110,10 @@ impl Epaxos {
         store: &mut RegisterStore,
         out: &mut Vec<EpaxosEffect>,
     ) {
+        if self.answered_without_voting(from, id, ballot, out) {
+            return;
+        }
         let inst = self.instance_mut(id);
-        inst.saw(ballot);
-        if let Some(committed) = inst.attrs.clone().filter(|_| inst.is_committed()) {
-            // Help a slow leader: the value is already chosen.
-            self.send(
-                from,
-                EpaxosMsg::Commit {
-                    inst: id,
-                    attrs: committed,
-                },
-                out,
-            );
-            return;
-        }
-        if ballot < inst.promised {
-            let promised = inst.promised;
-            self.nack(from, id, ballot, promised, out);
-            return;
-        }
         if inst.status == Status::Accepted && inst.accepted >= ballot {
             // A late PreAccept must never erase an Accept of its ballot.
             self.stats.stale_messages += 1;
