@@ -85,6 +85,7 @@ impl Epaxos {
         if !executed {
             self.exec.committed_pending.insert(id);
         }
+        self.exec.unblock(id);
         self.recovery_armed.remove(&id);
         self.persist_instance(id, out);
         if self.cfg.every_op {

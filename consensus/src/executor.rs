@@ -1,24 +1,28 @@
 //! The EPaxos executor (SOSP'13 section 4.3.2; PROTOCOL.md 4 and 7): the
 //! dependency graph over committed instances, Tarjan's strongly connected
-//! components (iterative, so no recursion depth), components executed in
-//! reverse topological order and, inside one, by `(seq, replica, slot)`.
+//! components (`plan`), components executed in reverse topological order
+//! and, inside one, by `(seq, replica, slot)`.
 //!
 //! Edges: committed RMW `g` on key `k` with deps `r -> w` points at every
 //! not-yet-executed instance `(r, s)`, `s <= w`, whose command is on `k`.
 //! An instance whose command this replica does not know yet (a gap in
 //! `r`'s slots) might be on `k`, and a known one on `k` that is not
 //! committed has no final edges yet: both block `g` and everything that
-//! reaches it. Blockers get a bounded wait (`recovery_timeout_us`) after
-//! which explicit-prepare recovery starts; the executor itself only runs
-//! when something was committed or recovered, so it never spins.
+//! reaches it. Missing slots are asked from peers at once (`catch_up`);
+//! every blocker also gets a bounded wait (`recovery_timeout_us`) after
+//! which explicit-prepare recovery starts. The executor only runs when
+//! something was committed, so it never spins; and a blocked instance
+//! remembers one blocker it reaches (its witness) and is looked at again
+//! only once that witness commits, so a long catch-up costs work in
+//! proportion to what executes, not to what waits.
 
 use crate::execute::{ExecContext, reply_for};
 use crate::instance::{Instance, InstanceId};
 use crate::machine::Epaxos;
 use crate::messages::{EpaxosEffect, EpaxosMsg, EpaxosPersist, ExecutionRecord};
+use crate::plan::{Plan, plan};
 use registers::{Effect, Key, RegisterStore, ReplicaId, Time, WriterId};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::hash::Hash;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Unknown slots reported per dependency gap in one pass (recovering the
 /// first few is enough to make progress; the rest follow).
@@ -34,6 +38,14 @@ pub(crate) struct ExecState {
     pub committed_pending: BTreeSet<InstanceId>,
     /// Per replica: every slot below this one has a known command.
     contig_known: Vec<u64>,
+    /// Per replica: the highest slot any known instance depends on.
+    /// Below it, an unknown slot is a gap to fill (`catch_up`).
+    max_dep: Vec<Option<u64>>,
+    /// Committed, not executed, and known to reach this uncommitted
+    /// instance (its witness) in the last pass that looked at it.
+    blocked_on: HashMap<InstanceId, InstanceId>,
+    /// The reverse: witness -> the instances waiting on it.
+    waiting_on: HashMap<InstanceId, Vec<InstanceId>>,
 }
 
 impl ExecState {
@@ -42,6 +54,44 @@ impl ExecState {
             pending_by_key: HashMap::new(),
             committed_pending: BTreeSet::new(),
             contig_known: vec![0; replicas as usize],
+            max_dep: vec![None; replicas as usize],
+            blocked_on: HashMap::new(),
+            waiting_on: HashMap::new(),
+        }
+    }
+
+    pub(crate) fn note_deps(&mut self, deps: &crate::instance::Deps) {
+        for (r, w) in deps.iter() {
+            if let Some(m) = self.max_dep.get_mut(r.0 as usize) {
+                *m = Some(m.map_or(w, |m| m.max(w)));
+            }
+        }
+    }
+
+    /// Per replica with a gap below a known dependency: its first
+    /// unknown slot.
+    pub(crate) fn gap_starts(&self) -> Vec<InstanceId> {
+        (0..self.contig_known.len())
+            .filter_map(|r| {
+                let start = self.contig_known[r];
+                let w = self.max_dep[r]?;
+                (start <= w).then(|| InstanceId::new(ReplicaId(r as u32), start))
+            })
+            .collect()
+    }
+
+    /// `id` committed: whatever waited on it may be able to run now.
+    pub(crate) fn unblock(&mut self, id: InstanceId) {
+        for n in self.waiting_on.remove(&id).unwrap_or_default() {
+            if self.blocked_on.get(&n) == Some(&id) {
+                self.blocked_on.remove(&n);
+            }
+        }
+    }
+
+    fn block(&mut self, n: InstanceId, witness: InstanceId) {
+        if self.blocked_on.insert(n, witness) != Some(witness) {
+            self.waiting_on.entry(witness).or_default().push(n);
         }
     }
 
@@ -85,155 +135,28 @@ impl ExecState {
     }
 }
 
-/// Outcome of one planning pass: components ready to execute, in order,
-/// and the instances that blocked the rest.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Plan<N> {
-    pub sccs: Vec<Vec<N>>,
-    pub blockers: BTreeSet<N>,
-}
-
-struct Frame<N> {
-    node: N,
-    succ: Vec<N>,
-    next: usize,
-}
-
-/// Tarjan's bookkeeping, shared by every start node of one pass.
-struct Tarjan<N> {
-    index: HashMap<N, usize>,
-    low: HashMap<N, usize>,
-    on_stack: HashSet<N>,
-    blocked: HashSet<N>,
-    stack: Vec<N>,
-    calls: Vec<Frame<N>>,
-    counter: usize,
-}
-
-impl<N: Copy + Ord + Hash> Tarjan<N> {
-    /// Starts visiting `n`; false if `n` is blocked.
-    fn visit(&mut self, n: N, succ: Result<Vec<N>, Vec<N>>, blockers: &mut BTreeSet<N>) -> bool {
-        match succ {
-            Ok(s) => {
-                self.index.insert(n, self.counter);
-                self.low.insert(n, self.counter);
-                self.counter += 1;
-                self.stack.push(n);
-                self.on_stack.insert(n);
-                self.calls.push(Frame {
-                    node: n,
-                    succ: s,
-                    next: 0,
-                });
-                true
-            }
-            Err(b) => {
-                blockers.extend(b);
-                self.blocked.insert(n);
-                false
-            }
-        }
-    }
-
-    fn lower(&mut self, v: N, to: usize) {
-        if let Some(l) = self.low.get_mut(&v) {
-            *l = (*l).min(to);
-        }
-    }
-
-    /// Every node still on the call stack or Tarjan's stack reaches the
-    /// blocker: none of them can execute in this pass.
-    fn block_all(&mut self) {
-        for f in self.calls.drain(..) {
-            self.blocked.insert(f.node);
-        }
-        for x in self.stack.drain(..) {
-            self.on_stack.remove(&x);
-            self.blocked.insert(x);
-        }
-    }
-}
-
-/// Iterative Tarjan from every start node in order. `succ(n)` gives the
-/// successors of `n`, or the nodes blocking it; a blocked node blocks
-/// every node that reaches it. Components come out in reverse topological
-/// order (dependencies first), each unsorted.
-pub(crate) fn plan<N, F>(starts: impl IntoIterator<Item = N>, mut succ: F) -> Plan<N>
-where
-    N: Copy + Ord + Hash,
-    F: FnMut(N) -> Result<Vec<N>, Vec<N>>,
-{
-    let mut t = Tarjan {
-        index: HashMap::new(),
-        low: HashMap::new(),
-        on_stack: HashSet::new(),
-        blocked: HashSet::new(),
-        stack: Vec::new(),
-        calls: Vec::new(),
-        counter: 0,
-    };
-    let mut out = Plan {
-        sccs: Vec::new(),
-        blockers: BTreeSet::new(),
-    };
-    for start in starts {
-        if t.index.contains_key(&start) || t.blocked.contains(&start) {
-            continue;
-        }
-        if !t.visit(start, succ(start), &mut out.blockers) {
-            continue;
-        }
-        while let Some(top) = t.calls.last_mut() {
-            if top.next < top.succ.len() {
-                let w = top.succ[top.next];
-                top.next += 1;
-                let v = top.node;
-                if t.blocked.contains(&w) {
-                    t.block_all();
-                } else if !t.index.contains_key(&w) {
-                    if !t.visit(w, succ(w), &mut out.blockers) {
-                        t.block_all();
-                    }
-                } else if t.on_stack.contains(&w) {
-                    let iw = t.index[&w];
-                    t.lower(v, iw);
-                }
-                continue;
-            }
-            let Some(done) = t.calls.pop() else { break };
-            let v = done.node;
-            let lv = t.low[&v];
-            if lv == t.index[&v] {
-                let mut scc = Vec::new();
-                while let Some(x) = t.stack.pop() {
-                    t.on_stack.remove(&x);
-                    scc.push(x);
-                    if x == v {
-                        break;
-                    }
-                }
-                out.sccs.push(scc);
-            }
-            if let Some(parent) = t.calls.last().map(|f| f.node) {
-                t.lower(parent, lv);
-            }
-        }
-    }
-    out
-}
-
 impl Epaxos {
     /// Successors of committed instance `id` in the dependency graph, or
-    /// what blocks it.
+    /// what blocks it (gaps first: they are cheap to find and, after an
+    /// outage, the usual reason).
     fn successors(&self, id: InstanceId) -> Result<Vec<InstanceId>, Vec<InstanceId>> {
+        if let Some(&w) = self.exec.blocked_on.get(&id) {
+            return Err(vec![w]);
+        }
         let Some(attrs) = self.instances.get(&id).and_then(|i| i.attrs.as_ref()) else {
             return Err(vec![id]);
         };
         let Some(key) = attrs.cmd.key() else {
             return Ok(Vec::new());
         };
-        let mut succ = Vec::new();
         let mut blockers = Vec::new();
+        for (r, w) in attrs.deps.iter() {
+            self.gaps(r, w, &mut blockers);
+        }
+        if !blockers.is_empty() {
+            return Err(blockers);
+        }
+        let mut succ = Vec::new();
         let pending = self.exec.pending_by_key.get(key);
         for (r, w) in attrs.deps.iter() {
             if let Some(slots) = pending.and_then(|p| p.get(&r)) {
@@ -248,7 +171,6 @@ impl Epaxos {
                     }
                 }
             }
-            self.gaps(r, w, &mut blockers);
         }
         if blockers.is_empty() {
             Ok(succ)
@@ -257,7 +179,9 @@ impl Epaxos {
         }
     }
 
-    /// Slots of `r` up to `w` whose command is unknown here.
+    /// Slots of `r` up to `w` whose command is unknown here: the first
+    /// few, and the last one (the witness that resolves last when a
+    /// catch-up fills the gap in slot order).
     fn gaps(&self, r: ReplicaId, w: u64, blockers: &mut Vec<InstanceId>) {
         let Some(&start) = self.exec.contig_known.get(r.0 as usize) else {
             return;
@@ -271,25 +195,54 @@ impl Epaxos {
             .instances
             .range(InstanceId::new(r, start)..=InstanceId::new(r, w))
             .filter(|(_, i)| i.is_known())
-            .map(|(id, _)| id.slot)
-            .chain(w.checked_add(1));
-        for next_known in known {
+            .map(|(id, _)| id.slot);
+        // `w + 1` ends the scan (absent when `w == u64::MAX`).
+        for next_known in known.chain(w.checked_add(1)) {
             while let Some(e) = expect.filter(|e| *e < next_known && *e <= w) {
                 if found == MAX_GAP_BLOCKERS {
-                    return;
+                    break;
                 }
                 blockers.push(InstanceId::new(r, e));
                 found += 1;
                 expect = e.checked_add(1);
             }
+            if found == MAX_GAP_BLOCKERS {
+                break;
+            }
             expect = next_known.checked_add(1);
         }
-        // `w == u64::MAX`: the chain had no sentinel; report what is left.
+        // `w == u64::MAX`: no sentinel ended the chain; report what is left.
         while let Some(e) = expect.filter(|e| *e <= w && found < MAX_GAP_BLOCKERS) {
             blockers.push(InstanceId::new(r, e));
             found += 1;
             expect = e.checked_add(1);
         }
+        if found > 0
+            && let Some(last) = self.last_gap(r, start, w)
+            && blockers.last() != Some(&last)
+        {
+            blockers.push(last);
+        }
+    }
+
+    /// The highest slot of `r` in `start..=w` whose command is unknown.
+    fn last_gap(&self, r: ReplicaId, start: u64, w: u64) -> Option<InstanceId> {
+        let mut expect = w;
+        let known_tail = self
+            .instances
+            .range(InstanceId::new(r, start)..=InstanceId::new(r, w))
+            .rev()
+            .filter(|(_, i)| i.is_known());
+        for (id, _) in known_tail {
+            if id.slot != expect {
+                break;
+            }
+            if expect == start {
+                return None;
+            }
+            expect -= 1;
+        }
+        Some(InstanceId::new(r, expect))
     }
 
     /// Executes everything that can be executed now, and arms the bounded
@@ -300,8 +253,37 @@ impl Epaxos {
         store: &mut RegisterStore,
         out: &mut Vec<EpaxosEffect>,
     ) {
-        let starts: Vec<InstanceId> = self.exec.committed_pending.iter().copied().collect();
-        let Plan { sccs, blockers } = plan(starts, |id| self.successors(id));
+        // Instances still waiting on an uncommitted witness are skipped:
+        // nothing they reach has changed in a way that could free them.
+        let starts: Vec<InstanceId> = self
+            .exec
+            .committed_pending
+            .iter()
+            .filter(|id| !self.exec.blocked_on.contains_key(id))
+            .copied()
+            .collect();
+        let mut visits = 0;
+        let Plan {
+            sccs,
+            blocked,
+            blockers,
+        } = plan(starts, |id| {
+            visits += 1;
+            self.successors(id)
+        });
+        self.stats.executor_visits += visits;
+        for (n, witness) in blocked {
+            // A witness is uncommitted by construction; a committed one
+            // would never release `n`, so it is not recorded.
+            let open = !self
+                .instances
+                .get(&witness)
+                .is_some_and(Instance::is_committed);
+            if open && self.exec.committed_pending.contains(&n) {
+                self.exec.block(n, witness);
+            }
+        }
+        self.ask_catch_up(now, out);
         for b in blockers {
             self.arm_recovery(now, b, out);
         }
@@ -377,57 +359,5 @@ impl Epaxos {
                 Some(lost)
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn graph<'a>(edges: &'a [(u32, &'a [u32])]) -> impl Fn(u32) -> Result<Vec<u32>, Vec<u32>> + 'a {
-        move |n| {
-            Ok(edges
-                .iter()
-                .find(|(m, _)| *m == n)
-                .map(|(_, s)| s.to_vec())
-                .unwrap_or_default())
-        }
-    }
-
-    #[test]
-    fn components_come_out_dependencies_first() {
-        // 1 -> 2 -> 3 -> 2, 3 -> 4
-        let g = [(1, &[2][..]), (2, &[3][..]), (3, &[2, 4][..]), (4, &[][..])];
-        let p = plan([1, 2, 3, 4], graph(&g));
-        let mut sccs: Vec<Vec<u32>> = p.sccs;
-        for s in &mut sccs {
-            s.sort();
-        }
-        assert_eq!(sccs, vec![vec![4], vec![2, 3], vec![1]]);
-        assert!(p.blockers.is_empty());
-    }
-
-    #[test]
-    fn a_blocker_blocks_everything_that_reaches_it_and_nothing_else() {
-        // 1 -> 2 -> 3(blocked by 99); 2 -> 1 (cycle); 5 -> 6
-        let succ = |n: u32| match n {
-            1 => Ok(vec![2]),
-            2 => Ok(vec![1, 3]),
-            3 => Err(vec![99]),
-            5 => Ok(vec![6]),
-            4 => Ok(vec![2]),
-            _ => Ok(vec![]),
-        };
-        let p = plan([1, 4, 5], succ);
-        assert_eq!(p.sccs, vec![vec![6], vec![5]]);
-        assert_eq!(p.blockers, BTreeSet::from([99]));
-    }
-
-    #[test]
-    fn long_chains_do_not_recurse() {
-        let succ = |n: u32| Ok(if n > 0 { vec![n - 1] } else { vec![] });
-        let p = plan([200_000u32], succ);
-        assert_eq!(p.sccs.len(), 200_001);
-        assert_eq!(p.sccs[0], vec![0]);
     }
 }

@@ -17,7 +17,7 @@
 //! # Files
 //! `instance` (ids, ballots, attributes), `messages` (wire, persist,
 //! reply, timer enums), `index` (per-key conflicts), `preaccept`,
-//! `accept`, `commit`, `recovery`, `timers`, `executor` (graph, Tarjan),
+//! `accept`, `commit`, `catch_up` (learning missed commits from peers), `recovery`, `timers`, `executor` (graph, blockers), `plan` (Tarjan),
 //! `execute` (RMW rule, dedup, the baselines' gets and puts; shared with
 //! raft), `reply` (answer after a majority executed; EPaxos-all: after
 //! the leader's execution, puts at commit), `restart` (rebuild from
@@ -98,6 +98,7 @@
 //! request is answered from state persisted by an earlier call.
 
 pub mod accept;
+pub mod catch_up;
 pub mod commit;
 pub mod config;
 pub mod execute;
@@ -106,6 +107,7 @@ pub mod index;
 pub mod instance;
 pub mod machine;
 pub mod messages;
+pub mod plan;
 pub mod preaccept;
 pub mod raft;
 pub mod recovery;

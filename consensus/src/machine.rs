@@ -3,6 +3,7 @@
 //! bookkeeping shared by every phase. The phases live in their own files
 //! (preaccept, accept, commit, recovery, executor, execute, reply).
 
+use crate::catch_up::CatchUpAsked;
 use crate::config::{ConfigError, EpaxosConfig};
 use crate::execute::RmwState;
 use crate::executor::ExecState;
@@ -53,6 +54,13 @@ pub struct EpaxosStats {
     pub conflicting_values: u64,
     pub nacks_sent: u64,
     pub retransmits: u64,
+    /// Instances the executor examined, over all its passes (a measure
+    /// of its work: it should grow with what is executed, not with how
+    /// long things stay pending).
+    pub executor_visits: u64,
+    /// CatchUp requests sent, and Commits sent in answer to peers' ones.
+    pub catch_ups_asked: u64,
+    pub catch_up_commits_sent: u64,
 }
 
 /// What a leader (original or recovering) is waiting for at one ballot.
@@ -97,6 +105,8 @@ pub struct Epaxos {
     pub(crate) awaiting: HashMap<InstanceId, Awaiting>,
     pub(crate) in_flight: HashMap<OpId, InstanceId>,
     pub(crate) recovery_armed: HashSet<InstanceId>,
+    /// Per replica whose slots we miss: the last catch-up asked for.
+    pub(crate) catch_up: HashMap<ReplicaId, CatchUpAsked>,
     pub(crate) stats: EpaxosStats,
 }
 
@@ -115,6 +125,7 @@ impl Epaxos {
             awaiting: HashMap::new(),
             in_flight: HashMap::new(),
             recovery_armed: HashSet::new(),
+            catch_up: HashMap::new(),
             stats: EpaxosStats::default(),
         })
     }
@@ -246,6 +257,7 @@ impl Epaxos {
                 promised,
             } => self.handle_nack(now, inst, ballot, promised, out),
             EpaxosMsg::Executed { inst } => self.handle_executed(from, inst, out),
+            EpaxosMsg::CatchUp { from: first } => self.handle_catch_up(from, first, out),
         }
         Ok(())
     }
@@ -308,7 +320,7 @@ impl Epaxos {
                 check(promised.replica)?;
                 None
             }
-            EpaxosMsg::Executed { .. } => None,
+            EpaxosMsg::Executed { .. } | EpaxosMsg::CatchUp { .. } => None,
         };
         if let Some(a) = attrs {
             a.deps.iter().try_for_each(|(r, _)| check(r))?;
@@ -348,6 +360,7 @@ impl Epaxos {
     /// Sets the attributes of `id` and keeps the conflict index and the
     /// executor's per-key view in step with them.
     pub(crate) fn install_attrs(&mut self, id: InstanceId, attrs: Attrs) {
+        self.exec.note_deps(&attrs.deps);
         let inst = self.instance_mut(id);
         let old_key = inst.key().cloned();
         let executed = inst.executed;

@@ -72,6 +72,11 @@ pub enum EpaxosMsg {
     Executed {
         inst: InstanceId,
     },
+    /// "Send me the commits you hold of `from.replica`'s slots from
+    /// `from.slot` on" (catch-up after a gap; answered with Commits).
+    CatchUp {
+        from: InstanceId,
+    },
 }
 
 impl EpaxosMsg {
@@ -86,7 +91,8 @@ impl EpaxosMsg {
             | EpaxosMsg::Prepare { inst, .. }
             | EpaxosMsg::PrepareOk { inst, .. }
             | EpaxosMsg::Nack { inst, .. }
-            | EpaxosMsg::Executed { inst } => *inst,
+            | EpaxosMsg::Executed { inst }
+            | EpaxosMsg::CatchUp { from: inst } => *inst,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! interleavings on a deterministic in-test network, and property tests
 //! over random delivery orders, drops and crashes; the EPaxos-all baseline; the raft engine.
 
+mod catch_up;
 mod every_op;
 mod handlers;
 mod interleavings;
