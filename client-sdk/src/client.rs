@@ -114,9 +114,12 @@ impl Client {
     /// Runs one call with failover: `send` is invoked with a client for the
     /// chosen replica and the request (the same request every attempt: an
     /// RMW keeps its id). Returns the reply and the endpoint that gave it.
+    /// With [`Replay::OnlyUnsent`], an attempt that may have started the
+    /// operation ends the call with [`ClientError::OutcomeUnknown`].
     pub(crate) async fn call<Req, Rep, F, Fut>(
         &self,
         request: Req,
+        replay: Replay,
         send: F,
     ) -> Result<(Rep, String), ClientError>
     where
@@ -174,18 +177,51 @@ impl Client {
                 }
                 Ok(Err(status)) => match classify(&status, endpoint) {
                     AttemptFailure::Fatal(e) => return Err(e),
-                    AttemptFailure::Retry(message) => (
-                        message,
-                        status.code() == Code::DeadlineExceeded || used_budget(),
-                    ),
+                    AttemptFailure::Retry { message, unsent } => {
+                        if !unsent && replay == Replay::OnlyUnsent {
+                            replica.mark_failed(Instant::now());
+                            return Err(outcome_unknown(endpoint, message));
+                        }
+                        (
+                            message,
+                            status.code() == Code::DeadlineExceeded || used_budget(),
+                        )
+                    }
                 },
-                Err(_) => (format!("{endpoint}: no reply within {budget:?}"), true),
+                Err(_) => {
+                    let message = format!("{endpoint}: no reply within {budget:?}");
+                    // At the call's deadline this is a plain Timeout (which
+                    // says the operation may still take effect).
+                    if replay == Replay::OnlyUnsent && Instant::now() < deadline {
+                        replica.mark_failed(Instant::now());
+                        return Err(outcome_unknown(endpoint, message));
+                    }
+                    (message, true)
+                }
             };
             replica.mark_failed(Instant::now());
             failures.last_error = Some(failure);
             failures.last_timed_out = timed_out;
         }
         Err(failures.into_error(max_attempts))
+    }
+}
+
+/// Which failed attempts a call may repeat at another replica.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Replay {
+    /// Any: the operation has no effect (get) or runs at most once
+    /// whatever the retries (an RMW keeps its id).
+    Safe,
+    /// Only attempts that certainly never started: a write retried under a
+    /// new carstamp could take effect twice.
+    OnlyUnsent,
+}
+
+fn outcome_unknown(endpoint: &str, last_error: String) -> ClientError {
+    ClientError::OutcomeUnknown {
+        endpoint: endpoint.to_string(),
+        last_error,
     }
 }
 

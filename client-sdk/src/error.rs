@@ -40,6 +40,21 @@ pub enum ClientError {
         last_error: String,
     },
 
+    /// A write (put or delete) reached a replica, which then failed before
+    /// answering: the write may or may not take effect. It is not retried
+    /// at another replica, because a retry gets a new carstamp and could
+    /// take effect a second time after a read or an RMW saw the first,
+    /// which no linearizable history allows. Read the key, or write again
+    /// if at-least-once is what you want. (Gets and RMWs are retried: a
+    /// read has no effect of its own, an RMW keeps its id and runs once.)
+    #[error(
+        "the write may or may not have taken effect ({endpoint} failed after it was sent): {last_error}"
+    )]
+    OutcomeUnknown {
+        endpoint: String,
+        last_error: String,
+    },
+
     /// A fetch-and-add found a value that is not an 8-byte integer; the value
     /// was left unchanged.
     #[error("the value is not an 8-byte integer (it has {len} bytes)")]
@@ -85,8 +100,9 @@ impl ClientError {
 /// What one failed attempt means for the call.
 #[derive(Debug)]
 pub(crate) enum AttemptFailure {
-    /// The replica could not serve; another one may. Carries a description.
-    Retry(String),
+    /// The replica could not serve; another one may. Carries a description
+    /// and whether the request certainly never started at the replica.
+    Retry { message: String, unsent: bool },
     /// Final: no replica would answer differently.
     Fatal(ClientError),
 }
@@ -107,6 +123,27 @@ fn is_retryable(code: Code) -> bool {
     )
 }
 
+/// Whether a failed attempt certainly did not start the operation: the
+/// connection was refused, or the replica refused it up front (the server
+/// answers UNAVAILABLE or RESOURCE_EXHAUSTED only before it hands the
+/// operation to the protocol; once started, a failure is DEADLINE_EXCEEDED
+/// or ABORTED). Everything else (a reset connection, a timeout) may have
+/// come after the operation started.
+fn never_started(status: &Status) -> bool {
+    let Some(mut cause) = status.source() else {
+        return matches!(status.code(), Code::Unavailable | Code::ResourceExhausted);
+    };
+    loop {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::ConnectionRefused;
+        }
+        match cause.source() {
+            Some(next) => cause = next,
+            None => return false,
+        }
+    }
+}
+
 /// Sorts a failed call's status. A status with a `source` was made locally
 /// from a transport error (the replica never answered), so it is retried
 /// whatever code tonic gave it (a broken pipe becomes INTERNAL, for one).
@@ -116,7 +153,10 @@ pub(crate) fn classify(status: &Status, endpoint: &str) -> AttemptFailure {
         return AttemptFailure::Fatal(ClientError::invalid(status.message()));
     }
     if is_retryable(code) || status.source().is_some() {
-        return AttemptFailure::Retry(format!("{endpoint}: {code:?}: {}", status.message()));
+        return AttemptFailure::Retry {
+            message: format!("{endpoint}: {code:?}: {}", status.message()),
+            unsent: never_started(status),
+        };
     }
     AttemptFailure::Fatal(ClientError::Server {
         endpoint: endpoint.to_string(),
@@ -143,11 +183,15 @@ mod tests {
     fn unavailable_and_deadline_are_retried_internal_is_not() {
         assert!(matches!(
             classify(&Status::unavailable("down"), "e"),
-            AttemptFailure::Retry(_)
+            AttemptFailure::Retry { unsent: true, .. }
         ));
         assert!(matches!(
             classify(&Status::deadline_exceeded("slow"), "e"),
-            AttemptFailure::Retry(_)
+            AttemptFailure::Retry { unsent: false, .. }
+        ));
+        assert!(matches!(
+            classify(&Status::aborted("replica stopped"), "e"),
+            AttemptFailure::Retry { unsent: false, .. }
         ));
         assert!(matches!(
             classify(&Status::internal("bug"), "e"),
@@ -178,6 +222,37 @@ mod tests {
     fn local_transport_failures_are_retried_whatever_their_code() {
         let status = Status::from_error(Box::new(Transport(Status::internal("broken pipe"))));
         assert_eq!(status.code(), Code::Internal);
-        assert!(matches!(classify(&status, "e"), AttemptFailure::Retry(_)));
+        assert!(matches!(
+            classify(&status, "e"),
+            AttemptFailure::Retry { unsent: false, .. }
+        ));
+    }
+
+    /// A transport error caused by an I/O error.
+    #[derive(Debug)]
+    struct Io(std::io::Error);
+
+    impl std::fmt::Display for Io {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "tcp: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Io {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn only_a_refused_connection_or_an_up_front_refusal_means_never_started() {
+        let io = |kind| Status::from_error(Box::new(Io(std::io::Error::from(kind))));
+        let refused = io(std::io::ErrorKind::ConnectionRefused);
+        let reset = io(std::io::ErrorKind::ConnectionReset);
+        assert!(never_started(&refused));
+        assert!(!never_started(&reset));
+        assert!(never_started(&Status::resource_exhausted("over limits")));
+        assert!(!never_started(&Status::unknown("h2 stream reset")));
+        assert!(!never_started(&Status::cancelled("dropped")));
     }
 }

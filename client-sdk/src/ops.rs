@@ -4,7 +4,7 @@
 //! its `(client, request)` id once, before the first attempt, so every retry
 //! names the same operation and is applied at most once (PROTOCOL.md 6).
 
-use crate::client::Client;
+use crate::client::{Client, Replay};
 use crate::convert::ConvertError;
 use crate::error::ClientError;
 use crate::proto;
@@ -81,7 +81,9 @@ impl Client {
     pub async fn get_detailed(&self, key: impl AsRef<[u8]>) -> Result<GetOutcome, ClientError> {
         let request = proto::GetRequest { key: key_of(key) };
         let (reply, endpoint) = self
-            .call(request, |mut kv, req| async move { kv.get(req).await })
+            .call(request, Replay::Safe, |mut kv, req| async move {
+                kv.get(req).await
+            })
             .await?;
         let (value, carstamp) = reply.into_parts().map_err(|e| malformed(&endpoint, e))?;
         Ok(GetOutcome {
@@ -90,9 +92,11 @@ impl Client {
         })
     }
 
-    /// Linearizable write. Returns the carstamp the write got. After a
-    /// failover the write may have been applied twice, under two carstamps
-    /// (PROTOCOL.md 6 allows plain writes to be retried).
+    /// Linearizable write. Returns the carstamp the write got. Fails over to
+    /// another replica only if the first one certainly never started it;
+    /// otherwise a failure is [`ClientError::OutcomeUnknown`] (a retry under
+    /// a new carstamp could apply the write twice, with a read or an RMW
+    /// seeing the first: not linearizable).
     pub async fn put(
         &self,
         key: impl AsRef<[u8]>,
@@ -103,7 +107,9 @@ impl Client {
             value: Some(value.as_ref().to_vec()),
         };
         let (reply, endpoint) = self
-            .call(request, |mut kv, req| async move { kv.put(req).await })
+            .call(request, Replay::OnlyUnsent, |mut kv, req| async move {
+                kv.put(req).await
+            })
             .await?;
         reply.into_carstamp().map_err(|e| malformed(&endpoint, e))
     }
@@ -112,7 +118,9 @@ impl Client {
     pub async fn delete(&self, key: impl AsRef<[u8]>) -> Result<Carstamp, ClientError> {
         let request = proto::DeleteRequest { key: key_of(key) };
         let (reply, endpoint) = self
-            .call(request, |mut kv, req| async move { kv.delete(req).await })
+            .call(request, Replay::OnlyUnsent, |mut kv, req| async move {
+                kv.delete(req).await
+            })
             .await?;
         reply.into_carstamp().map_err(|e| malformed(&endpoint, e))
     }
@@ -123,7 +131,9 @@ impl Client {
         let id = self.next_op_id();
         let request = proto::RmwRequest::from_op(Key(key_of(key)), id, op);
         let (reply, endpoint) = self
-            .call(request, |mut kv, req| async move { kv.rmw(req).await })
+            .call(request, Replay::Safe, |mut kv, req| async move {
+                kv.rmw(req).await
+            })
             .await?;
         let (outcome, carstamp) = reply.into_outcome().map_err(|e| malformed(&endpoint, e))?;
         Ok(RmwResult {

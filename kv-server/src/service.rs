@@ -164,10 +164,12 @@ impl KvService {
         let limit = Duration::from_millis(self.limits.request_timeout_ms);
         match tokio::time::timeout(limit, rx).await {
             Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(_)) => Err(Status::unavailable("the replica stopped")),
+            // Once the replica has the operation it may take effect: say so
+            // with codes a client does not read as "never started".
+            Ok(Err(_)) => Err(Status::aborted("the replica stopped")),
             Err(_) => {
                 Metrics::inc(&self.metrics.client_timeouts);
-                Err(Status::unavailable(format!(
+                Err(Status::deadline_exceeded(format!(
                     "no quorum answered within limits.request_timeout_ms = {}",
                     self.limits.request_timeout_ms
                 )))

@@ -143,11 +143,35 @@ async fn a_hanging_replica_is_abandoned_after_the_attempt_timeout() {
     let endpoints = vec![s_srv.endpoint.clone(), g_srv.endpoint.clone()];
     let client = Client::connect(&endpoints, cfg).await.unwrap();
     let start = Instant::now();
-    client.put("k", "v").await.unwrap();
+    client.get("k").await.unwrap();
     let elapsed = start.elapsed();
     assert!(elapsed >= Duration::from_millis(150), "{elapsed:?}");
     assert!(elapsed < Duration::from_millis(1000), "{elapsed:?}");
     assert_eq!((silent.ops(), good.ops()), (1, 1));
+}
+
+#[tokio::test]
+async fn a_put_that_may_have_started_is_not_retried_elsewhere() {
+    let backend = Arc::new(Backend::default());
+    let silent = Fake::new(0, &backend);
+    silent.knobs.hang_ops.store(true, Ordering::SeqCst);
+    let good = Fake::new(1, &backend);
+    *good.knobs.ping_delay.lock().unwrap() = Duration::from_millis(40);
+    let (s_srv, g_srv) = (serve(silent.clone()).await, serve(good.clone()).await);
+    let cfg = ClientConfig {
+        attempt_timeout: Duration::from_millis(150),
+        ..config()
+    };
+    let endpoints = vec![s_srv.endpoint.clone(), g_srv.endpoint.clone()];
+    let client = Client::connect(&endpoints, cfg).await.unwrap();
+    // The hanging replica got the write: retrying it at the other one
+    // could apply it twice under two carstamps.
+    let err = client.put("k", "v").await.unwrap_err();
+    match &err {
+        ClientError::OutcomeUnknown { endpoint, .. } => assert_eq!(endpoint, &s_srv.endpoint),
+        other => panic!("expected OutcomeUnknown, got {other:?}"),
+    }
+    assert_eq!((silent.ops(), good.ops()), (1, 0));
 }
 
 #[tokio::test]

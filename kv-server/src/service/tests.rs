@@ -148,7 +148,7 @@ async fn overload_and_silence_are_reported_not_hung() {
     assert_eq!(busy.code(), tonic::Code::ResourceExhausted);
     assert!(busy.message().contains("limits.max_inflight_ops = 1"));
     let timed_out = first.await.unwrap().unwrap_err();
-    assert_eq!(timed_out.code(), tonic::Code::Unavailable);
+    assert_eq!(timed_out.code(), tonic::Code::DeadlineExceeded);
     assert!(
         timed_out
             .message()

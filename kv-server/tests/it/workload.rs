@@ -127,7 +127,11 @@ impl Run {
                     self.ok.fetch_add(1, Ordering::Relaxed);
                 }
                 // No return: the operation may or may not have happened.
-                Err(ClientError::Timeout { .. } | ClientError::Unavailable { .. }) => {}
+                Err(
+                    ClientError::Timeout { .. }
+                    | ClientError::Unavailable { .. }
+                    | ClientError::OutcomeUnknown { .. },
+                ) => {}
                 Err(e) => panic!("unexpected client error: {e}"),
             }
         }
