@@ -100,6 +100,12 @@ pub struct PeerConfig {
     pub reconnect_max_ms: u64,
     /// Bound on opening a connection to a peer, in ms (default 1000).
     pub connect_timeout_ms: u64,
+    /// Emulated WAN (`geo-bench run --wan inproc`): entry `i` is the
+    /// one-way delay, in microseconds, that every message to replica `i`
+    /// is held before it is sent. Empty (the default): no delay. When set
+    /// it lists every replica (this one's entry is ignored), each at most
+    /// 10 s.
+    pub emulated_delay_us: Vec<u64>,
 }
 
 impl Default for PeerConfig {
@@ -112,6 +118,7 @@ impl Default for PeerConfig {
             reconnect_min_ms: 20,
             reconnect_max_ms: 1000,
             connect_timeout_ms: 1000,
+            emulated_delay_us: Vec::new(),
         }
     }
 }
@@ -358,6 +365,23 @@ impl ServerConfig {
             return Err(bad("data_dir", "is empty".into()));
         }
         self.validate_peers_order(&bad)?;
+        let delays = &self.peer.emulated_delay_us;
+        if !delays.is_empty() && delays.len() != self.replicas.len() {
+            return Err(bad(
+                "peer.emulated_delay_us",
+                format!(
+                    "lists {} delays for {} replicas (one per replica, or none)",
+                    delays.len(),
+                    self.replicas.len()
+                ),
+            ));
+        }
+        if let Some(d) = delays.iter().find(|d| **d > 10_000_000) {
+            return Err(bad(
+                "peer.emulated_delay_us",
+                format!("{d} us is over the 10 s bound"),
+            ));
+        }
         if crate::adapter::mode(&self.protocol).is_none() {
             return Err(bad(
                 "protocol.mode",
@@ -543,6 +567,13 @@ mod tests {
         let mut c = three();
         c.protocol.mode = "paxos".into();
         assert_eq!(invalid_field(&c), "protocol.mode");
+        let mut c = three();
+        c.peer.emulated_delay_us = vec![0, 36_000];
+        assert_eq!(invalid_field(&c), "peer.emulated_delay_us");
+        c.peer.emulated_delay_us = vec![0, 36_000, 11_000_000];
+        assert_eq!(invalid_field(&c), "peer.emulated_delay_us");
+        c.peer.emulated_delay_us = vec![0, 36_000, 44_000];
+        c.validate(Path::new("x")).unwrap();
         let mut c = three();
         c.peer.reconnect_max_ms = 1;
         assert_eq!(invalid_field(&c), "peer.reconnect_max_ms");

@@ -10,6 +10,7 @@
 
 use crate::RegionMatrix;
 use crate::wan::Emulation;
+use crate::wan::inproc::InprocDelays;
 use anyhow::{Context, bail};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -26,13 +27,16 @@ pub struct ClusterSpec {
     pub raft_leader: usize,
 }
 
-/// The TOML config of replica `id` (kv-server's format).
+/// The TOML config of replica `id` (kv-server's format). With `delays`
+/// (`--wan inproc`) the server holds each peer message for its pair's
+/// one-way delay itself.
 pub fn server_config(
     matrix: &RegionMatrix,
     addrs: &[std::net::Ipv4Addr],
     id: usize,
     data_dir: &Path,
     spec: &ClusterSpec,
+    delays: Option<&InprocDelays>,
 ) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "cluster_id = 1\nreplica_id = {id}");
@@ -52,6 +56,13 @@ pub fn server_config(
         spec.raft_leader,
         matrix.peers_by_distance(id)
     );
+    if let Some(d) = delays {
+        let me = registers::ReplicaId(id as u32);
+        let us: Vec<u64> = (0..addrs.len())
+            .map(|r| d.delay_us(me, registers::ReplicaId(r as u32)))
+            .collect();
+        let _ = writeln!(s, "\n[peer]\nemulated_delay_us = {us:?}");
+    }
     s
 }
 
@@ -98,7 +109,8 @@ impl Cluster {
                 chown(&dir, uid)?;
             }
             let config = cluster._data.path().join(format!("r{r}.toml"));
-            let text = server_config(matrix, &addrs, r, &dir, spec);
+            let delays = wan.inproc_delays();
+            let text = server_config(matrix, &addrs, r, &dir, spec, delays.as_ref());
             std::fs::write(&config, &text)?;
             std::fs::write(out_dir.join(format!("r{r}.toml")), &text)?;
             let log_path = out_dir.join(format!("r{r}.log"));
@@ -218,7 +230,7 @@ mod tests {
             durability: "rocksdb".into(),
             raft_leader: 0,
         };
-        let t = server_config(&m, &addrs, 2, Path::new("/tmp/x/r2"), &spec);
+        let t = server_config(&m, &addrs, 2, Path::new("/tmp/x/r2"), &spec, None);
         assert!(t.contains("replica_id = 2"), "{t}");
         assert!(t.contains("client_addr = \"127.0.3.1:7100\""), "{t}");
         assert!(t.contains("region = \"ir\""), "{t}");
@@ -226,5 +238,24 @@ mod tests {
         assert!(t.contains("peers_nearest_first = [1, 0]"), "{t}");
         let parsed: toml::Table = toml::from_str(&t).unwrap();
         assert_eq!(parsed["replicas"].as_array().unwrap().len(), 3);
+        assert!(!t.contains("emulated_delay_us"), "{t}");
+        // inproc: replica 2 (IR) holds messages to CA for 75.5 ms, VA 44.
+        let d = InprocDelays::from_matrix(&m);
+        let t = server_config(&m, &addrs, 2, Path::new("/tmp/x/r2"), &spec, Some(&d));
+        let parsed: toml::Table = toml::from_str(&t).unwrap();
+        let us: Vec<i64> = parsed["peer"]["emulated_delay_us"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_integer().unwrap())
+            .collect();
+        assert_eq!(
+            us,
+            vec![
+                d.delay_us(registers::ReplicaId(2), registers::ReplicaId(0)) as i64,
+                44_000,
+                0
+            ]
+        );
     }
 }

@@ -62,8 +62,19 @@ pub fn start<Msg: Serialize + Send + 'static>(
             queues.push(None);
             continue;
         }
-        let (tx, rx) = mpsc::channel(cfg.queue_capacity);
+        let (tx, mut rx) = mpsc::channel(cfg.queue_capacity);
         queues.push(Some(tx));
+        let delay_us = cfg.emulated_delay_us.get(i).copied().unwrap_or(0);
+        if delay_us > 0 {
+            // Emulated WAN: the driver's queue feeds a delay line, which
+            // feeds the link.
+            let (delayed_tx, delayed_rx) = mpsc::channel(cfg.queue_capacity);
+            let delay = Duration::from_micros(delay_us);
+            tasks.push(tokio::spawn(super::delay::delay_line(
+                delay, rx, delayed_tx,
+            )));
+            rx = delayed_rx;
+        }
         let link = Link {
             id,
             addr: *addr,

@@ -20,6 +20,15 @@ async fn cluster(n: u32) -> (Vec<RunningServer>, Vec<String>, tempfile::TempDir)
 }
 
 async fn cluster_in(n: u32, mode: &str) -> (Vec<RunningServer>, Vec<String>, tempfile::TempDir) {
+    cluster_with(n, mode, Vec::new()).await
+}
+
+/// `delay_us`: the emulated one-way delay to every peer (`--wan inproc`).
+async fn cluster_with(
+    n: u32,
+    mode: &str,
+    delay_us: Vec<u64>,
+) -> (Vec<RunningServer>, Vec<String>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut all = Vec::new();
     let mut entries = Vec::new();
@@ -49,6 +58,7 @@ async fn cluster_in(n: u32, mode: &str) -> (Vec<RunningServer>, Vec<String>, tem
         cfg.protocol.mode = mode.to_string();
         cfg.limits.max_key_bytes = 64;
         cfg.limits.max_value_bytes = 1024;
+        cfg.peer.emulated_delay_us = delay_us.clone();
         cfg.validate(std::path::Path::new("test")).unwrap();
         servers.push(server::start(cfg, listeners).await.unwrap());
     }
@@ -57,6 +67,25 @@ async fn cluster_in(n: u32, mode: &str) -> (Vec<RunningServer>, Vec<String>, tem
         .map(|e| format!("http://{}", e.client_addr))
         .collect();
     (servers, endpoints, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emulated_peer_delays_put_the_wan_round_trips_into_every_operation() {
+    // 25 ms each way: a get is one round trip to a peer, a put two.
+    let (_servers, endpoints, _dir) = cluster_with(3, "gryff-epaxos", vec![25_000; 3]).await;
+    let client = Client::connect(&endpoints[..1], ClientConfig::default())
+        .await
+        .unwrap();
+    client.put("k", "v").await.unwrap(); // warms the peer streams up
+    let t = std::time::Instant::now();
+    client.put("k", "w").await.unwrap();
+    let put = t.elapsed();
+    let t = std::time::Instant::now();
+    assert_eq!(client.get("k").await.unwrap(), Some(b"w".to_vec()));
+    let get = t.elapsed();
+    // Lower bounds only (a shared machine may add any lateness).
+    assert!(put >= Duration::from_millis(100), "put took {put:?}");
+    assert!(get >= Duration::from_millis(50), "get took {get:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
