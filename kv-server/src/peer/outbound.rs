@@ -70,9 +70,14 @@ pub fn start<Msg: Serialize + Send + 'static>(
             // feeds the link.
             let (delayed_tx, delayed_rx) = mpsc::channel(cfg.queue_capacity);
             let delay = Duration::from_micros(delay_us);
-            tasks.push(tokio::spawn(super::delay::delay_line(
-                delay, rx, delayed_tx,
-            )));
+            match super::delay::delay_line(delay, rx, delayed_tx) {
+                Ok(task) => tasks.push(task),
+                // No thread: this peer's queue is closed and sends to it
+                // fail, which the protocol treats as a dead peer.
+                Err(e) => {
+                    tracing::error!(peer = %addr, error = %e, "cannot start the emulated delay line")
+                }
+            }
             rx = delayed_rx;
         }
         let link = Link {
