@@ -59,7 +59,6 @@ fn bad_flags_and_a_matrix_with_a_missing_pair_are_clear_errors() {
             "outside 0..=100",
         ),
         (&["--raft-leader", "XX", "--wan", "sim"], "--raft-leader XX"),
-        (&["--wan", "inproc"], "no peer-message delay table"),
     ];
     for (args, want) in cases {
         let o = geo_bench(args);
@@ -200,6 +199,58 @@ fn nfqueue_three_regions_near_the_floor_and_no_namespace_left() {
         );
     }
     assert!(out.join("gryff-epaxos/r0.log").is_file());
+}
+
+#[test]
+fn inproc_three_regions_near_the_floor_without_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let o = geo_bench(&[
+        "--wan",
+        "inproc",
+        "--regions",
+        "3",
+        "--duration-s",
+        "3",
+        "--warmup-s",
+        "1",
+        "--clients",
+        "2",
+        "--calibration-s",
+        "1",
+        "--calibration-tolerance-ms",
+        "5",
+        "--workload",
+        "lat-b",
+        "--modes",
+        "gryff-epaxos",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "geo-bench failed:\n{}", stderr(&o));
+    // The servers got the delay table.
+    let cfg = std::fs::read_to_string(out.join("gryff-epaxos/r0.toml")).unwrap();
+    assert!(
+        cfg.contains("emulated_delay_us = [0, 36000, 75500]"),
+        "{cfg}"
+    );
+    let res = read_json(&out.join("results.json"));
+    let mut seen = 0;
+    for r in rows(&res, "measured") {
+        let op = r["op"].as_str().unwrap();
+        if r["region"] == "normalised" || (op != "get" && op != "put") {
+            continue;
+        }
+        seen += 1;
+        let (p50, floor) = (
+            r["p50_ms"].as_f64().unwrap(),
+            r["floor_ms"].as_f64().unwrap(),
+        );
+        // The servers' own delays make the floor: nothing is faster.
+        assert!(p50 >= floor - 0.5, "{r}");
+        assert!(p50 <= 1.5 * floor + 20.0, "{r}");
+    }
+    assert!(seen >= 3, "too few rows");
 }
 
 /// One short 3-region nfqueue run into `out`; the child's pid and output.
