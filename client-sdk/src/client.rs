@@ -170,6 +170,21 @@ impl Client {
             // tonic enforces the grpc-timeout it sends, too (as CANCELLED),
             // racing our timer: an attempt that used its budget timed out.
             let used_budget = || now.elapsed() >= budget;
+            // A write that may have started is not tried again: it ends
+            // here, as a Timeout if the call's own deadline cut it (this
+            // attempt had all the time left), else as OutcomeUnknown.
+            let may_have_started = |message: String| {
+                replica.mark_failed(Instant::now());
+                if budget == remaining {
+                    ClientError::Timeout {
+                        after: start.elapsed(),
+                        attempts: attempt + 1,
+                        last_error: Some(message),
+                    }
+                } else {
+                    outcome_unknown(endpoint, message)
+                }
+            };
             let (failure, timed_out) = match tokio::time::timeout(budget, sent).await {
                 Ok(Ok(reply)) => {
                     replica.mark_ok();
@@ -179,8 +194,7 @@ impl Client {
                     AttemptFailure::Fatal(e) => return Err(e),
                     AttemptFailure::Retry { message, unsent } => {
                         if !unsent && replay == Replay::OnlyUnsent {
-                            replica.mark_failed(Instant::now());
-                            return Err(outcome_unknown(endpoint, message));
+                            return Err(may_have_started(message));
                         }
                         (
                             message,
@@ -190,11 +204,8 @@ impl Client {
                 },
                 Err(_) => {
                     let message = format!("{endpoint}: no reply within {budget:?}");
-                    // At the call's deadline this is a plain Timeout (which
-                    // says the operation may still take effect).
-                    if replay == Replay::OnlyUnsent && Instant::now() < deadline {
-                        replica.mark_failed(Instant::now());
-                        return Err(outcome_unknown(endpoint, message));
+                    if replay == Replay::OnlyUnsent {
+                        return Err(may_have_started(message));
                     }
                     (message, true)
                 }
