@@ -1,7 +1,7 @@
 //! `Client` against fake replicas: nearest selection, failover, deadlines,
 //! RMW ids across retries, error mapping, and the typed RMW outcomes.
 
-use crate::fake::{Backend, Fake, closed_endpoint, serve};
+use crate::fake::{Backend, Fake, Running, closed_endpoint, serve};
 use client_sdk::{Client, ClientConfig, ClientError, ClientId};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -128,8 +128,17 @@ async fn a_replica_that_never_answers_times_out_at_the_deadline() {
     assert!(elapsed < Duration::from_millis(450), "{elapsed:?}");
 }
 
-#[tokio::test]
-async fn a_hanging_replica_is_abandoned_after_the_attempt_timeout() {
+/// A client (attempt timeout 150 ms) whose nearest replica hangs on every
+/// operation and whose other replica answers.
+struct HangingFirst {
+    client: Client,
+    silent: Fake,
+    good: Fake,
+    silent_endpoint: String,
+    _servers: (Running, Running),
+}
+
+async fn hanging_first() -> HangingFirst {
     let backend = Arc::new(Backend::default());
     let silent = Fake::new(0, &backend);
     silent.knobs.hang_ops.store(true, Ordering::SeqCst);
@@ -142,6 +151,24 @@ async fn a_hanging_replica_is_abandoned_after_the_attempt_timeout() {
     };
     let endpoints = vec![s_srv.endpoint.clone(), g_srv.endpoint.clone()];
     let client = Client::connect(&endpoints, cfg).await.unwrap();
+    HangingFirst {
+        client,
+        silent,
+        good,
+        silent_endpoint: s_srv.endpoint.clone(),
+        _servers: (s_srv, g_srv),
+    }
+}
+
+#[tokio::test]
+async fn a_hanging_replica_is_abandoned_after_the_attempt_timeout() {
+    let HangingFirst {
+        client,
+        silent,
+        good,
+        _servers: _alive, // a named binding keeps the servers running
+        ..
+    } = hanging_first().await;
     let start = Instant::now();
     client.get("k").await.unwrap();
     let elapsed = start.elapsed();
@@ -152,23 +179,18 @@ async fn a_hanging_replica_is_abandoned_after_the_attempt_timeout() {
 
 #[tokio::test]
 async fn a_put_that_may_have_started_is_not_retried_elsewhere() {
-    let backend = Arc::new(Backend::default());
-    let silent = Fake::new(0, &backend);
-    silent.knobs.hang_ops.store(true, Ordering::SeqCst);
-    let good = Fake::new(1, &backend);
-    *good.knobs.ping_delay.lock().unwrap() = Duration::from_millis(40);
-    let (s_srv, g_srv) = (serve(silent.clone()).await, serve(good.clone()).await);
-    let cfg = ClientConfig {
-        attempt_timeout: Duration::from_millis(150),
-        ..config()
-    };
-    let endpoints = vec![s_srv.endpoint.clone(), g_srv.endpoint.clone()];
-    let client = Client::connect(&endpoints, cfg).await.unwrap();
+    let HangingFirst {
+        client,
+        silent,
+        good,
+        silent_endpoint,
+        _servers: _alive,
+    } = hanging_first().await;
     // The hanging replica got the write: retrying it at the other one
     // could apply it twice under two carstamps.
     let err = client.put("k", "v").await.unwrap_err();
     match &err {
-        ClientError::OutcomeUnknown { endpoint, .. } => assert_eq!(endpoint, &s_srv.endpoint),
+        ClientError::OutcomeUnknown { endpoint, .. } => assert_eq!(endpoint, &silent_endpoint),
         other => panic!("expected OutcomeUnknown, got {other:?}"),
     }
     assert_eq!((silent.ops(), good.ops()), (1, 0));
