@@ -102,6 +102,7 @@ impl Cluster {
                 .collect(),
             _data: data,
         };
+        let delays = wan.inproc_delays();
         for r in 0..n {
             let dir = cluster._data.path().join(format!("r{r}"));
             std::fs::create_dir_all(&dir)?;
@@ -109,7 +110,6 @@ impl Cluster {
                 chown(&dir, uid)?;
             }
             let config = cluster._data.path().join(format!("r{r}.toml"));
-            let delays = wan.inproc_delays();
             let text = server_config(matrix, &addrs, r, &dir, spec, delays.as_ref());
             std::fs::write(&config, &text)?;
             std::fs::write(out_dir.join(format!("r{r}.toml")), &text)?;

@@ -15,6 +15,33 @@ async fn listener() -> TcpListener {
     TcpListener::bind("127.0.0.1:0").await.unwrap()
 }
 
+/// Ephemeral loopback listeners for `n` replicas (and a metrics one each
+/// if `metrics`), and the config entries naming them.
+async fn bind_replicas(n: u32, metrics: bool) -> (Vec<ReplicaEntry>, Vec<Listeners>) {
+    let mut entries = Vec::new();
+    let mut all = Vec::new();
+    for id in 0..n {
+        let (client, peer) = (listener().await, listener().await);
+        entries.push(ReplicaEntry {
+            id,
+            region: format!("r{id}"),
+            client_addr: client.local_addr().unwrap(),
+            peer_addr: peer.local_addr().unwrap(),
+        });
+        let metrics = if metrics {
+            Some(listener().await)
+        } else {
+            None
+        };
+        all.push(Listeners {
+            client,
+            peer,
+            metrics,
+        });
+    }
+    (entries, all)
+}
+
 async fn cluster(n: u32) -> (Vec<RunningServer>, Vec<String>, tempfile::TempDir) {
     cluster_in(n, "gryff-epaxos").await
 }
@@ -30,22 +57,7 @@ async fn cluster_with(
     delay_us: Vec<u64>,
 ) -> (Vec<RunningServer>, Vec<String>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let mut all = Vec::new();
-    let mut entries = Vec::new();
-    for id in 0..n {
-        let (client, peer, m) = (listener().await, listener().await, listener().await);
-        entries.push(ReplicaEntry {
-            id,
-            region: format!("r{id}"),
-            client_addr: client.local_addr().unwrap(),
-            peer_addr: peer.local_addr().unwrap(),
-        });
-        all.push(Listeners {
-            client,
-            peer,
-            metrics: Some(m),
-        });
-    }
+    let (entries, all) = bind_replicas(n, true).await;
     let mut servers = Vec::new();
     for (id, listeners) in all.into_iter().enumerate() {
         let mut cfg = ServerConfig {
@@ -199,22 +211,7 @@ async fn a_replica_restarted_from_its_records_keeps_what_it_acknowledged() {
     use kv_server::durability::MemDurability;
     use replica::Record;
     let dir = tempfile::tempdir().unwrap();
-    let mut entries = Vec::new();
-    let mut all = Vec::new();
-    for id in 0..3u32 {
-        let (client, peer) = (listener().await, listener().await);
-        entries.push(ReplicaEntry {
-            id,
-            region: format!("r{id}"),
-            client_addr: client.local_addr().unwrap(),
-            peer_addr: peer.local_addr().unwrap(),
-        });
-        all.push(Listeners {
-            client,
-            peer,
-            metrics: None,
-        });
-    }
+    let (entries, all) = bind_replicas(3, false).await;
     let config = |id: usize| ServerConfig {
         replica_id: id as u32,
         data_dir: dir.path().join(format!("r{id}")),
